@@ -1,0 +1,102 @@
+"""The provider metadata Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    from airflow_provider_amc import __version__
+
+    return {
+        "package-name": "airflow-provider-amc",
+        "name": "Amazon Marketing Cloud",
+        "description": "Run Amazon Marketing Cloud (AMC) saved workflows over each run's time window, "
+        "wait for them in the triggerer and record their output.",
+        "state": "ready",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Amazon Marketing Cloud",
+                "external-doc-url": "https://advertising.amazon.com/API/docs/en-us/guides/amazon-marketing-cloud/",
+                "tags": ["service"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Amazon Marketing Cloud",
+                "python-modules": ["airflow_provider_amc.operators.amc"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Amazon Marketing Cloud",
+                "python-modules": ["airflow_provider_amc.sensors.amc"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Amazon Marketing Cloud",
+                "python-modules": ["airflow_provider_amc.hooks.amc"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Amazon Marketing Cloud",
+                "python-modules": ["airflow_provider_amc.triggers.amc"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "amc",
+                "hook-class-name": "airflow_provider_amc.hooks.amc.AmcHook",
+                "hook-name": "Amazon Marketing Cloud",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "API host override",
+                        "login": "LwA client ID",
+                        "password": "LwA client secret",
+                    },
+                    "placeholders": {
+                        "host": "empty: the region's host, e.g. https://advertising-api.amazon.com",
+                        "login": "amzn1.application-oa2-client.…",
+                        "password": "LwA client secret",
+                    },
+                },
+                "conn-fields": {
+                    "refresh_token": {
+                        "label": "LwA refresh token",
+                        "description": "The Atzr|… refresh token of the user that granted access.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "advertiser_id": {
+                        "label": "AMC account (entity) ID",
+                        "description": "Sent as Amazon-Advertising-API-AdvertiserId, e.g. ENTITY1AA1AA11AAA1 "
+                        "(from GET /amc/accounts; not a sponsored-ads profile id).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "marketplace_id": {
+                        "label": "Marketplace ID",
+                        "description": "Marketplace of the AMC account, e.g. ATVPDKIKX0DER.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "region": {
+                        "label": "Region",
+                        "description": "NA, EU or FE: picks the Ads API host and the LwA token host.",
+                        "schema": {"type": ["string", "null"], "enum": ["NA", "EU", "FE", None], "default": "NA"},
+                    },
+                    "instance_id": {
+                        "label": "Default AMC instance ID",
+                        "description": "Used when an operator is given no instance_id.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "token_url": {
+                        "label": "LwA token URL override",
+                        "description": "Leave empty for the region's LwA host; set for the local emulator.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            }
+        ],
+    }
