@@ -1,0 +1,209 @@
+"""Waiting for an AMC execution and finishing it: the one path shared by the sensor and the operator.
+
+``ExecutionWaitMixin`` gives an operator the deferral to :class:`AmcExecutionTrigger`, the
+``execute_complete`` callback, the completion step (stream the result files once, push the output
+metadata, upsert the execution row) and ``on_kill``. ``AmcExecutionSensor`` uses it for all three
+sensor modes; ``AmcCreateExecutionOperator(wait_for_completion=True)`` uses the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+
+from airflow_provider_amc.client import (
+    AmcDownloadExpiredError,
+    WorkflowExecution,
+    normalise_status,
+)
+from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.records import ExecutionRecords
+from airflow_provider_amc.results import ResultSummary, measure_results, object_storage_sink
+from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+EVENT_STATUSES = ("success", "failed", "timeout", "error")
+
+
+class AmcExecutionFailed(AirflowFailException):
+    """The AMC execution ended FAILED, CANCELLED or REJECTED (retrying the wait cannot help)."""
+
+
+def part_name(url: str, index: int) -> str:
+    """A file name for result part ``index``: the URL's last path segment, else ``part-NNNNN``."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    return name if name and name not in {".", ".."} else f"part-{index:05d}"
+
+
+class ExecutionWaitMixin:
+    """Wait for an execution (deferred, poke or reschedule) and finish it on the worker."""
+
+    # Set by the operator's __init__.
+    amc_conn_id: str
+    instance_id: str | None
+    postgres_conn_id: str | None
+    table: str
+    output_path: str | None
+    poll_interval: float
+    max_poll_interval: float | None
+    cancel_on_kill: bool
+    cancel_on_timeout: bool
+    wait_timeout: float | None
+
+    # ---- collaborators ------------------------------------------------------------------
+    @cached_property
+    def hook(self) -> AmcHook:
+        return AmcHook(amc_conn_id=self.amc_conn_id)
+
+    @cached_property
+    def records(self) -> ExecutionRecords | None:
+        if not self.postgres_conn_id:
+            return None
+        return ExecutionRecords(postgres_conn_id=self.postgres_conn_id, table=self.table)
+
+    # ---- deferral -----------------------------------------------------------------------
+    def defer_until_done(self, execution_id: str, instance_id: str | None) -> None:
+        """Hand the waiting to the triggerer (raises ``TaskDeferred``)."""
+        end_time = None if self.wait_timeout is None else time.time() + self.wait_timeout
+        self._amc_execution_id = execution_id
+        self.defer(  # type: ignore[attr-defined]
+            trigger=AmcExecutionTrigger(
+                execution_id=execution_id,
+                instance_id=instance_id,
+                amc_conn_id=self.amc_conn_id,
+                poll_interval=self.poll_interval,
+                max_poll_interval=self.max_poll_interval,
+                poll_backoff=1.5 if self.max_poll_interval else 1.0,
+                end_time=end_time,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+            # Backstop only: the trigger enforces the absolute deadline itself.
+            timeout=None if self.wait_timeout is None else timedelta(seconds=self.wait_timeout + 60),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume on the worker with the trigger's event."""
+        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
+            raise AirflowException(f"Unexpected event from AmcExecutionTrigger: {event!r}")
+        execution_id = str(event.get("execution_id"))
+        instance_id = event.get("instance_id") or self.instance_id
+        self._amc_execution_id = execution_id
+        if event["status"] == "timeout":
+            self.handle_timeout(execution_id, instance_id, str(event.get("message")))
+        if event["status"] == "error":
+            raise AirflowException(f"Waiting for AMC execution {execution_id} failed: {event.get('message')}")
+        execution = WorkflowExecution.model_validate(event["execution"])
+        return self.finish(context, execution, instance_id)
+
+    def handle_timeout(self, execution_id: str, instance_id: str | None, message: str) -> None:
+        """Cancel the AMC run when configured, then fail as a sensor timeout."""
+        if self.cancel_on_timeout:
+            self._cancel(execution_id, instance_id)
+        raise AirflowSensorTimeout(message)
+
+    # ---- completion (worker) ------------------------------------------------------------
+    def finish(
+        self, context: Context, execution: WorkflowExecution, instance_id: str | None
+    ) -> dict[str, Any]:
+        """Terminal execution: record it; on success measure the output and return the metadata."""
+        execution_id = execution.workflow_execution_id
+        if execution.status != "SUCCEEDED":
+            reason = execution.status_reason or "no reason given by AMC"
+            self._record(execution_id, execution, status_reason=reason, completed_at=datetime.now(UTC))
+            raise AmcExecutionFailed(f"AMC execution {execution_id} ended {execution.status}: {reason}")
+        summary = self.measure_output(execution_id, instance_id)
+        metadata = self.output_metadata(execution, instance_id, summary)
+        self._record(
+            execution_id,
+            execution,
+            output_location=metadata["output_location"],
+            row_count=summary.row_count,
+            size_bytes=summary.size_bytes,
+            output_columns=metadata["output_columns"],
+            output_format=summary.output_format,
+            completed_at=datetime.now(UTC),
+        )
+        context["ti"].xcom_push(key="amc_output", value=metadata)
+        return metadata
+
+    def _iter_part(self, execution_id: str, instance_id: str | None, index: int, url: str) -> Iterator[bytes]:
+        """Stream one part; if its pre-signed URL expired before the first byte, get fresh URLs once."""
+        try:
+            yield from self.hook.iter_download(url)
+        except AmcDownloadExpiredError:
+            fresh = self.hook.get_download_urls(execution_id, instance_id=instance_id).download_urls
+            self.log.info("Download URL of part %d expired; using a fresh one", index)  # type: ignore[attr-defined]
+            yield from self.hook.iter_download(fresh[index])
+
+    def measure_output(self, execution_id: str, instance_id: str | None) -> ResultSummary:
+        """Stream every result file once: count rows and bytes, save them to output_path if given."""
+        urls = self.hook.get_download_urls(execution_id, instance_id=instance_id).download_urls
+        parts = (
+            (part_name(url, i), self._iter_part(execution_id, instance_id, i, url))
+            for i, url in enumerate(urls)
+        )
+        save_to = object_storage_sink(self.output_path) if self.output_path else None
+        return measure_results(parts, save_to=save_to, output_path=self.output_path)
+
+    def output_metadata(
+        self, execution: WorkflowExecution, instance_id: str | None, summary: ResultSummary
+    ) -> dict[str, Any]:
+        """The XCom / record view of a finished execution (JSON-native)."""
+        record = self.records.get(execution.workflow_execution_id) if self.records else None
+        record = record or {}
+        return {
+            "execution_id": execution.workflow_execution_id,
+            "instance_id": instance_id or self.hook.default_instance_id,
+            "workflow_id": execution.workflow_id,
+            "status": normalise_status(execution.status),
+            "amc_status": execution.status,
+            "output_location": summary.output_location or execution.output_s3_uri,
+            "output_s3_uri": execution.output_s3_uri,
+            "row_count": summary.row_count,
+            "size_bytes": summary.size_bytes,
+            "output_format": summary.output_format or record.get("output_format"),
+            "output_columns": [
+                column.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for column in execution.output_columns or []
+            ],
+            "files": [file.as_dict() for file in summary.files],
+            "time_window": {
+                "start": execution.time_window_start_original or record.get("time_window_start"),
+                "end": execution.time_window_end_original or record.get("time_window_end"),
+                "time_zone": execution.time_window_time_zone_original or record.get("time_window_time_zone"),
+                "type": record.get("time_window_type"),
+            },
+        }
+
+    def _record(self, execution_id: str, execution: WorkflowExecution, **fields: Any) -> None:
+        if self.records is None:
+            return
+        self.records.upsert(
+            execution_id,
+            instance_id=self.instance_id or self.hook.default_instance_id,
+            workflow_id=execution.workflow_id,
+            status=normalise_status(execution.status),
+            amc_status=execution.status,
+            **fields,
+        )
+
+    # ---- cancellation -------------------------------------------------------------------
+    def _cancel(self, execution_id: str, instance_id: str | None) -> None:
+        with contextlib.suppress(Exception):
+            cancelled = self.hook.cancel_execution(execution_id, instance_id=instance_id)
+            self.log.info("Cancel of AMC execution %s requested: %s", execution_id, cancelled)  # type: ignore[attr-defined]
+
+    def on_kill(self) -> None:
+        execution_id = getattr(self, "_amc_execution_id", None)
+        if execution_id and self.cancel_on_kill:
+            self._cancel(execution_id, self.instance_id)

@@ -1,0 +1,204 @@
+"""``AmcHook``: an Airflow connection of type ``amc`` turned into an AMC client.
+
+The hook is thin on purpose. Everything about HTTP (headers, token cache, retries, parsing) lives
+in the Airflow-free :mod:`airflow_provider_amc.client`; the hook only reads the connection, registers
+its secrets with Airflow's masker and hands calls to the client.
+
+Connection fields (conn_type ``amc``):
+
+=================  ===========================================================================
+``login``          Login-with-Amazon client id (``amzn1.application-oa2-client.…``)
+``password``       LwA client secret
+``host``           optional API base URL override (the emulator, a proxy); default: the region's
+extra ``refresh_token``   LwA refresh token (``Atzr|…``), secret
+extra ``advertiser_id``   AMC account (entity) id, sent as ``Amazon-Advertising-API-AdvertiserId``
+extra ``marketplace_id``  marketplace of the AMC account, e.g. ``ATVPDKIKX0DER``
+extra ``region``          ``NA`` (default), ``EU`` or ``FE``: API host and LwA token host
+extra ``token_url``       optional LwA token endpoint override
+extra ``instance_id``     optional default AMC instance id
+=================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_amc.client import (
+    AmcAccount,
+    AmcClient,
+    AmcInstance,
+    AmcSettings,
+    AsyncAmcClient,
+    CreateExecutionRequest,
+    DownloadUrls,
+    Workflow,
+    WorkflowExecution,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+#: Extra keys read from the connection (also accepted with the ``extra__amc__`` prefix).
+EXTRA_FIELDS = ("refresh_token", "advertiser_id", "marketplace_id", "region", "token_url", "instance_id")
+
+
+def _extra_value(extra: Mapping[str, Any], key: str) -> Any:
+    value = extra.get(key)
+    if value in (None, ""):
+        value = extra.get(f"extra__amc__{key}")
+    return None if value == "" else value
+
+
+def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overrides: Any) -> AmcSettings:
+    """Build client settings from an Airflow connection and its decoded extra (sync or async)."""
+    fields: dict[str, Any] = {key: _extra_value(extra, key) for key in EXTRA_FIELDS}
+    host = conn.host or None
+    if host and "://" not in host:
+        scheme = conn.schema or "https"
+        host = f"{scheme}://{host}"
+    if host and conn.port:
+        host = f"{host.rstrip('/')}:{conn.port}"
+    fields.update(client_id=conn.login, client_secret=conn.password, host=host)
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    return AmcSettings.model_validate({k: v for k, v in fields.items() if v is not None})
+
+
+def _mask(*secrets: str | None) -> None:
+    from airflow.sdk.log import mask_secret
+
+    for secret in secrets:
+        if secret:
+            mask_secret(secret)
+
+
+class AmcHook(BaseHook):
+    """
+    Interact with the Amazon Marketing Cloud Reporting API through an ``amc`` connection.
+
+    :param amc_conn_id: the Airflow connection id (conn_type ``amc``).
+    :param timeout: per-request timeout in seconds (default: the client's).
+    :param max_attempts: attempts per call for retryable failures (default: the client's).
+    """
+
+    conn_name_attr = "amc_conn_id"
+    default_conn_name = "amc_default"
+    conn_type = "amc"
+    hook_name = "Amazon Marketing Cloud"
+
+    def __init__(
+        self,
+        amc_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.amc_conn_id = amc_conn_id
+        self._overrides: dict[str, Any] = {"timeout": timeout, "max_attempts": max_attempts}
+
+    # ---- settings and clients ---------------------------------------------------------------
+    @cached_property
+    def settings(self) -> AmcSettings:
+        """Client settings read from the connection (worker side)."""
+        conn = self.get_connection(self.amc_conn_id)
+        settings = settings_from_connection(conn, conn.extra_dejson, **self._overrides)
+        _mask(conn.password, settings.refresh_token.get_secret_value())
+        return settings
+
+    async def aget_settings(self) -> AmcSettings:
+        """Client settings read from the connection without blocking the event loop (triggerer)."""
+        if "settings" not in self.__dict__:
+            conn = await self.aget_connection(self.amc_conn_id)
+            extra = await conn.aextra_dejson()
+            settings = settings_from_connection(conn, extra, **self._overrides)
+            _mask(conn.password, settings.refresh_token.get_secret_value())
+            self.__dict__["settings"] = settings
+        return self.__dict__["settings"]  # type: ignore[no-any-return]
+
+    @cached_property
+    def client(self) -> AmcClient:
+        """The synchronous client (one HTTP session per hook)."""
+        return AmcClient(self.settings, on_new_token=_mask)
+
+    async def get_async_client(self) -> AsyncAmcClient:
+        """A new asynchronous client; use it as ``async with`` (it owns an aiohttp session)."""
+        return AsyncAmcClient(await self.aget_settings(), on_new_token=_mask)
+
+    @property
+    def default_instance_id(self) -> str | None:
+        return self.settings.instance_id
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+
+    # ---- the Reporting calls (snake_case of the API) -------------------------------------------
+    def get_access_token(self) -> str:
+        return self.client.get_access_token()
+
+    def create_workflow(self, workflow: Workflow, *, instance_id: str | None = None) -> None:
+        self.client.create_workflow(workflow, instance_id=instance_id)
+
+    def update_workflow(self, workflow: Workflow, *, instance_id: str | None = None) -> None:
+        self.client.update_workflow(workflow, instance_id=instance_id)
+
+    def get_workflow(self, workflow_id: str, *, instance_id: str | None = None) -> Workflow:
+        return self.client.get_workflow(workflow_id, instance_id=instance_id)
+
+    def upsert_workflow(self, workflow: Workflow, *, instance_id: str | None = None) -> str:
+        return self.client.upsert_workflow(workflow, instance_id=instance_id)
+
+    def delete_workflow(self, workflow_id: str, *, instance_id: str | None = None) -> None:
+        self.client.delete_workflow(workflow_id, instance_id=instance_id)
+
+    def list_workflows(self, *, instance_id: str | None = None) -> list[Workflow]:
+        return self.client.list_workflows(instance_id=instance_id)
+
+    def create_execution(
+        self, request: CreateExecutionRequest, *, instance_id: str | None = None
+    ) -> WorkflowExecution:
+        return self.client.create_execution(request, instance_id=instance_id)
+
+    def get_execution(self, execution_id: str, *, instance_id: str | None = None) -> WorkflowExecution:
+        return self.client.get_execution(execution_id, instance_id=instance_id)
+
+    def list_executions(self, *, instance_id: str | None = None, **filters: Any) -> list[WorkflowExecution]:
+        return self.client.list_executions(instance_id=instance_id, **filters)
+
+    def cancel_execution(self, execution_id: str, *, instance_id: str | None = None) -> bool:
+        return self.client.cancel_execution(execution_id, instance_id=instance_id)
+
+    def get_download_urls(self, execution_id: str, *, instance_id: str | None = None) -> DownloadUrls:
+        return self.client.get_download_urls(execution_id, instance_id=instance_id)
+
+    def iter_download(self, url: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        return self.client.iter_download(url, chunk_size=chunk_size)
+
+    def list_accounts(self) -> list[AmcAccount]:
+        return self.client.list_accounts()
+
+    def list_instances(self) -> list[AmcInstance]:
+        return self.client.list_instances()
+
+    # ---- async calls used by the trigger ----------------------------------------------------
+    async def aget_execution(self, execution_id: str, *, instance_id: str | None = None) -> WorkflowExecution:
+        async with await self.get_async_client() as client:
+            return await client.get_execution(execution_id, instance_id=instance_id)
+
+    async def acancel_execution(self, execution_id: str, *, instance_id: str | None = None) -> bool:
+        async with await self.get_async_client() as client:
+            return await client.cancel_execution(execution_id, instance_id=instance_id)
+
+    # ---- Airflow UI -------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """Get an access token and make one cheap call (list the AMC instances)."""
+        try:
+            self.get_access_token()
+            instances = self.list_instances()
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, f"Connection successfully tested: {len(instances)} AMC instance(s) visible."

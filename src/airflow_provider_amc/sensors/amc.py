@@ -1,0 +1,100 @@
+"""``AmcExecutionSensor``: wait for an AMC execution, then record its output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_provider_amc.client import TERMINAL_STATUSES
+from airflow_provider_amc.execution_wait import ExecutionWaitMixin
+from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.records import DEFAULT_TABLE
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
+    """
+    Wait for an AMC workflow execution to end; on success stream its result files once and publish
+    the output metadata (XCom return value and the Postgres execution table).
+
+    Deferrable by default: the waiting happens in the triggerer, no worker slot is held. With
+    ``deferrable=False`` the classic ``mode="poke"`` or ``mode="reschedule"`` apply.
+
+    :param execution_id: the ``workflowExecutionId`` (templated; e.g. ``create.output``).
+    :param instance_id: the AMC instance (templated); default: the connection's ``instance_id``.
+    :param amc_conn_id: the ``amc`` connection (templated).
+    :param postgres_conn_id: Postgres connection of the execution table; ``None`` skips the table.
+    :param table: execution table name, ``name`` or ``schema.name`` (created if missing).
+    :param output_path: save the result files here (templated): a local directory or any
+        object-storage URI Airflow's ``ObjectStoragePath`` understands (``s3://…``, ``file://…``).
+    :param deferrable: wait in the triggerer (default ``[amc] default_deferrable``, itself ``True``).
+    :param poke_interval: seconds between status checks (default 60).
+    :param max_poll_interval: when set, deferred polling backs off from ``poke_interval`` up to this.
+    :param timeout: give up after this many seconds (AirflowSensorTimeout).
+    :param cancel_on_timeout: cancel the AMC execution when the sensor times out.
+    :param cancel_on_kill: cancel the AMC execution when the task is killed, cleared or marked.
+    """
+
+    template_fields: Sequence[str] = ("execution_id", "instance_id", "amc_conn_id", "output_path", "table")
+    ui_color = "#ff9900"
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        instance_id: str | None = None,
+        amc_conn_id: str = AmcHook.default_conn_name,
+        postgres_conn_id: str | None = "postgres_default",
+        table: str = DEFAULT_TABLE,
+        output_path: str | None = None,
+        deferrable: bool = conf.getboolean("amc", "default_deferrable", fallback=True),
+        max_poll_interval: float | None = None,
+        cancel_on_timeout: bool = False,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 60)
+        super().__init__(**kwargs)
+        self.execution_id = execution_id
+        self.instance_id = instance_id
+        self.amc_conn_id = amc_conn_id
+        self.postgres_conn_id = postgres_conn_id
+        self.table = table
+        self.output_path = output_path
+        self.deferrable = deferrable
+        self.max_poll_interval = max_poll_interval
+        self.cancel_on_timeout = cancel_on_timeout
+        self.cancel_on_kill = cancel_on_kill
+
+    @property
+    def poll_interval(self) -> float:  # the trigger's name for poke_interval
+        return float(self.poke_interval)
+
+    @property
+    def wait_timeout(self) -> float | None:
+        return float(self.timeout) if self.timeout is not None else None
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        self._amc_execution_id = self.execution_id
+        execution = self.hook.get_execution(self.execution_id, instance_id=self.instance_id)
+        self.log.info("AMC execution %s is %s", self.execution_id, execution.status)
+        if execution.status not in TERMINAL_STATUSES:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self.finish(context, execution, self.instance_id))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as exc:
+                self.handle_timeout(self.execution_id, self.instance_id, str(exc))
+        done = self.poke(context)  # one cheap check on the worker first: it may be over already
+        if isinstance(done, PokeReturnValue):
+            return done.xcom_value
+        self.defer_until_done(self.execution_id, self.instance_id)
+        return None

@@ -1,0 +1,166 @@
+"""``AmcExecutionTrigger``: poll one AMC execution in the triggerer until it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_amc.client import (
+    TERMINAL_STATUSES,
+    AmcAuthError,
+    AmcConfigError,
+    AmcNotFoundError,
+    WorkflowExecution,
+)
+from airflow_provider_amc.hooks.amc import AmcHook
+
+#: Errors that will not go away by polling again.
+PERMANENT_ERRORS = (AmcAuthError, AmcNotFoundError, AmcConfigError)
+
+
+def execution_event(status: str, execution_id: str, **payload: Any) -> TriggerEvent:
+    """The one event shape the trigger sends (``status``: success, failed, timeout or error)."""
+    return TriggerEvent({"status": status, "execution_id": execution_id, **payload})
+
+
+def execution_payload(execution: WorkflowExecution) -> dict[str, Any]:
+    """The execution as JSON-native data (camelCase, as AMC sends it) for an event or XCom."""
+    return execution.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class AmcExecutionTrigger(BaseTrigger):
+    """
+    Poll an AMC workflow execution until it reaches a terminal status.
+
+    Runs in the triggerer; only reads (the create call happens on the worker). Every argument is a
+    JSON primitive so the trigger survives triggerer restarts; the deadline is absolute so a restart
+    does not extend it.
+
+    :param execution_id: the ``workflowExecutionId``.
+    :param instance_id: the AMC instance (``None``: the connection's default).
+    :param amc_conn_id: the ``amc`` connection.
+    :param poll_interval: seconds between the first polls.
+    :param end_time: absolute deadline (epoch seconds); past it the trigger sends a ``timeout`` event.
+    :param max_poll_interval: the interval grows by ``poll_backoff`` per poll up to this many seconds.
+    :param poll_backoff: growth factor of the interval (1.0 = fixed interval).
+    :param max_consecutive_errors: transient errors (throttling, 5xx, network) tolerated in a row.
+    :param cancel_on_kill: cancel the AMC execution when the deferred task is cleared or marked.
+    """
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        amc_conn_id: str = AmcHook.default_conn_name,
+        instance_id: str | None = None,
+        poll_interval: float = 60.0,
+        end_time: float | None = None,
+        max_poll_interval: float | None = None,
+        poll_backoff: float = 1.0,
+        max_consecutive_errors: int = 5,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.execution_id = execution_id
+        self.amc_conn_id = amc_conn_id
+        self.instance_id = instance_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = end_time
+        self.max_poll_interval = float(max_poll_interval) if max_poll_interval else self.poll_interval
+        self.poll_backoff = float(poll_backoff)
+        self.max_consecutive_errors = int(max_consecutive_errors)
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "execution_id": self.execution_id,
+                "amc_conn_id": self.amc_conn_id,
+                "instance_id": self.instance_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "max_poll_interval": self.max_poll_interval,
+                "poll_backoff": self.poll_backoff,
+                "max_consecutive_errors": self.max_consecutive_errors,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _event(self, status: str, **payload: Any) -> TriggerEvent:
+        return execution_event(status, self.execution_id, instance_id=self.instance_id, **payload)
+
+    def _next_interval(self, interval: float) -> float:
+        return min(interval * self.poll_backoff, self.max_poll_interval)
+
+    def _seconds_left(self) -> float:
+        return float("inf") if self.end_time is None else self.end_time - time.time()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = AmcHook(amc_conn_id=self.amc_conn_id)
+        interval, errors = self.poll_interval, 0
+        try:
+            async with await hook.get_async_client() as client:
+                while True:
+                    try:
+                        execution = await client.get_execution(
+                            self.execution_id, instance_id=self.instance_id
+                        )
+                        errors = 0
+                    except PERMANENT_ERRORS as exc:
+                        yield self._event("error", message=f"{type(exc).__name__}: {exc}")
+                        return
+                    except Exception as exc:  # transient: throttled, 5xx, network, malformed body
+                        errors += 1
+                        self.log.warning(
+                            "Polling AMC execution %s failed (%d/%d in a row): %s",
+                            self.execution_id,
+                            errors,
+                            self.max_consecutive_errors,
+                            exc,
+                        )
+                        if errors >= self.max_consecutive_errors:
+                            yield self._event("error", message=f"{type(exc).__name__}: {exc}")
+                            return
+                    else:
+                        if execution.status in TERMINAL_STATUSES:
+                            status = "success" if execution.status == "SUCCEEDED" else "failed"
+                            yield self._event(
+                                status,
+                                amc_status=execution.status,
+                                status_reason=execution.status_reason,
+                                execution=execution_payload(execution),
+                            )
+                            return
+                        self.log.info(
+                            "AMC execution %s is %s; next poll in %.0f s",
+                            self.execution_id,
+                            execution.status,
+                            min(interval, max(self._seconds_left(), 0)),
+                        )
+                    if self._seconds_left() <= 0:
+                        yield self._event(
+                            "timeout",
+                            message=f"AMC execution {self.execution_id} did not end before the deadline",
+                        )
+                        return
+                    await asyncio.sleep(min(interval, self._seconds_left()))
+                    interval = self._next_interval(interval)
+        except Exception as exc:  # settings/connection problems: one clear message in the task log
+            yield self._event("error", message=f"{type(exc).__name__}: {exc}")
+
+    async def on_kill(self) -> None:
+        """Cancel the AMC run when a user clears or marks the deferred task (Airflow 3.3+)."""
+        if not self.cancel_on_kill:
+            return
+        try:
+            cancelled = await AmcHook(amc_conn_id=self.amc_conn_id).acancel_execution(
+                self.execution_id, instance_id=self.instance_id
+            )
+            self.log.info("AMC execution %s cancel requested: %s", self.execution_id, cancelled)
+        except Exception as exc:
+            self.log.warning("Could not cancel AMC execution %s: %s", self.execution_id, exc)
