@@ -1,0 +1,72 @@
+"""Airflow-free client for the Amazon Marketing Cloud (AMC) Reporting API (sync and async).
+
+This package must not import ``airflow``: it is usable (and tested) on its own.
+"""
+
+from airflow_provider_amc.client.aio import AsyncAmcClient
+from airflow_provider_amc.client.auth import TOKEN_CACHE, TokenCache
+from airflow_provider_amc.client.errors import (
+    AmcApiError,
+    AmcAuthError,
+    AmcConfigError,
+    AmcDownloadExpiredError,
+    AmcError,
+    AmcNotFoundError,
+    AmcResponseError,
+    AmcServerError,
+    AmcThrottledError,
+    AmcTransportError,
+)
+from airflow_provider_amc.client.models import (
+    OUTPUT_FORMAT_FIELD,
+    OUTPUT_FORMATS,
+    TERMINAL_STATUSES,
+    TIME_WINDOW_TYPES,
+    AmcAccount,
+    AmcInstance,
+    CreateExecutionRequest,
+    DownloadUrls,
+    InputParameter,
+    ListPage,
+    OutputColumn,
+    OutputFormat,
+    Workflow,
+    WorkflowExecution,
+    normalise_status,
+)
+from airflow_provider_amc.client.settings import REGIONS, AmcSettings
+from airflow_provider_amc.client.sync import AmcClient
+
+__all__ = [
+    "OUTPUT_FORMATS",
+    "OUTPUT_FORMAT_FIELD",
+    "REGIONS",
+    "TERMINAL_STATUSES",
+    "TIME_WINDOW_TYPES",
+    "TOKEN_CACHE",
+    "AmcAccount",
+    "AmcApiError",
+    "AmcAuthError",
+    "AmcClient",
+    "AmcConfigError",
+    "AmcDownloadExpiredError",
+    "AmcError",
+    "AmcInstance",
+    "AmcNotFoundError",
+    "AmcResponseError",
+    "AmcServerError",
+    "AmcSettings",
+    "AmcThrottledError",
+    "AmcTransportError",
+    "AsyncAmcClient",
+    "CreateExecutionRequest",
+    "DownloadUrls",
+    "InputParameter",
+    "ListPage",
+    "OutputColumn",
+    "OutputFormat",
+    "TokenCache",
+    "Workflow",
+    "WorkflowExecution",
+    "normalise_status",
+]

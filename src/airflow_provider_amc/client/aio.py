@@ -1,0 +1,130 @@
+"""``AsyncAmcClient``: the asyncio AMC client, a thin driver over the shared flows (aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import aiohttp
+
+from airflow_provider_amc.client.auth import TokenCache
+from airflow_provider_amc.client.errors import AmcConfigError, AmcTransportError
+from airflow_provider_amc.client.operations import AmcOperations, AsyncRunner, download_flow
+from airflow_provider_amc.client.protocol import (
+    Action,
+    Flow,
+    HttpRequest,
+    HttpResponse,
+    Send,
+    Sleep,
+    TransportFailure,
+    full_jitter,
+)
+from airflow_provider_amc.client.settings import AmcSettings
+
+T = TypeVar("T")
+#: Failures that happen before the request is written: it cannot have reached AMC.
+_NOT_SENT: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+class AsyncAmcClient(AmcOperations, AsyncRunner):
+    """Asynchronous AMC client. Its ``aiohttp.ClientSession`` is created lazily inside the running
+    event loop; use ``async with`` or ``await client.aclose()``. Pass ``session=`` to use your own
+    (it is then not closed by the client) and ``sleep=``/``jitter=``/``token_cache=`` in tests.
+    """
+
+    def __init__(
+        self,
+        settings: AmcSettings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        token_cache: TokenCache | None = None,
+        jitter: Callable[[float], float] = full_jitter,
+        on_new_token: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(settings, token_cache=token_cache, jitter=jitter, on_new_token=on_new_token)
+        self._owns_session = session is None
+        self._session = session
+        self._sleep = sleep
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session (when the client created it)."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        return self._session
+
+    # ---- the driver ---------------------------------------------------------------------------
+    async def _run(self, flow: Flow[T]) -> T:
+        result: Any = None
+        try:
+            while True:
+                result = await self._perform(flow.send(result))
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _perform(self, action: Action) -> Any:
+        if isinstance(action, Send):
+            return await self._send(action.request)
+        if isinstance(action, Sleep):
+            return await self._sleep(action.seconds)
+        if action.stale:
+            self._token_cache.invalidate(self._token_key, action.stale)
+        return self._seen_token(
+            await self._token_cache.aget(self._token_key, lambda: self._run(self._token_flow()))
+        )
+
+    async def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
+        if request.stream:  # a long download: bound each read, not the whole transfer
+            timeout = aiohttp.ClientTimeout(sock_connect=request.timeout, sock_read=request.timeout)
+        else:
+            timeout = aiohttp.ClientTimeout(total=request.timeout)
+        try:
+            response = await self._http().request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.content,
+                timeout=timeout,
+                allow_redirects=False,
+            )
+            headers = {key.lower(): value for key, value in response.headers.items()}
+            if request.stream and response.ok:
+                return HttpResponse(response.status, headers, stream=response)
+            async with response:
+                return HttpResponse(response.status, headers, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=not isinstance(exc, _NOT_SENT))
+
+    # ---- streaming downloads ---------------------------------------------------------------------
+    def iter_download(self, url: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
+        """Stream a pre-signed result URL in chunks (constant memory; no auth headers sent).
+
+        A 403 raises AmcDownloadExpiredError; transient errors are retried before the first byte.
+        """
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise AmcConfigError(f"chunk_size must be a positive integer (got {chunk_size!r})")
+        return self._stream(url, chunk_size)
+
+    async def _stream(self, url: str, chunk_size: int) -> AsyncIterator[bytes]:
+        response: aiohttp.ClientResponse = (await self._run(download_flow(self._ctx, url))).stream
+        async with response:
+            try:
+                async for chunk in response.content.iter_chunked(chunk_size):
+                    yield chunk
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise AmcTransportError(f"Download interrupted: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,417 @@
+"""Sans-IO core shared by the sync and async clients.
+
+An API call is described as data (:class:`Operation`). :func:`call` is the one place that knows
+how to perform it: it is a generator that *yields actions* — :class:`GetToken`, :class:`Send`,
+:class:`Sleep` — and receives their results from a transport driver (``sync.py`` with requests,
+``aio.py`` with aiohttp). Response classification and parsing are pure functions. The public
+operations are built on top of :func:`call` in ``operations.py``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from airflow_provider_amc.client.errors import (
+    AmcApiError,
+    AmcAuthError,
+    AmcDownloadExpiredError,
+    AmcError,
+    AmcNotFoundError,
+    AmcResponseError,
+    AmcServerError,
+    AmcThrottledError,
+    AmcTransportError,
+)
+from airflow_provider_amc.client.settings import AmcSettings
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS_MEDIA_TYPE: Final = "application/vnd.amcworkflows.v1+json"
+EXECUTIONS_MEDIA_TYPE: Final = "application/vnd.amcworkflowexecutions.v1+json"
+INSTANCES_MEDIA_TYPE: Final = "application/vnd.amcinstances.v1+json"
+ACCOUNTS_MEDIA_TYPE: Final = "application/vnd.amcaudiencesconnections.v1+json"
+FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
+RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+SNIPPET_CHARS: Final = 200
+#: Upper bound on a server's Retry-After hint (protects against absurd values); otherwise honoured.
+RETRY_AFTER_CEILING: Final = 300.0
+
+T = TypeVar("T")
+
+
+# ---- what a call is --------------------------------------------------------------------------
+class Kind:
+    """What kind of endpoint an operation talks to (drives authentication and error mapping)."""
+
+    API: Final = "api"
+    TOKEN: Final = "token"  # noqa: S105 - an endpoint kind, not a secret
+    DOWNLOAD: Final = "download"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One HTTP operation, described as data.
+
+    ``idempotent`` says whether the request may be repeated after it may have reached the server
+    (timeouts, dropped connections, 5xx). Creating POSTs are not: they are only retried on 429
+    (AMC did not process it) or when the connection failed before anything was sent.
+    """
+
+    method: str
+    url: str
+    media_type: str | None = None
+    query: Mapping[str, str] = field(default_factory=dict)
+    json_body: Any = None
+    form_body: Mapping[str, str] | None = None
+    idempotent: bool = True
+    kind: str = Kind.API
+    stream: bool = False
+
+    @property
+    def label(self) -> str:
+        """``METHOD path`` for logs and messages (no query string, no host, nothing secret)."""
+        return f"{self.method} {urlsplit(self.url).path}"
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """A fully built request for a driver to send (body already encoded)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    content: bytes | None
+    timeout: float
+    stream: bool = False
+
+    def __repr__(self) -> str:  # never show headers: they hold the bearer token
+        return f"HttpRequest({self.method} {urlsplit(self.url).path})"
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What a driver got back. ``headers`` keys are lower-case. For a streamed 2xx answer ``body``
+    is empty and ``stream`` is the driver's open response, to be read by the driver."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+    stream: Any = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-amz-request-id") or self.headers.get("x-amz-rid")
+
+
+@dataclass(frozen=True)
+class TransportFailure:
+    """The request failed without an HTTP answer. ``maybe_sent`` is False only when the
+    connection was never established (refused, DNS, connect timeout)."""
+
+    message: str
+    maybe_sent: bool
+
+
+# ---- actions yielded to drivers ---------------------------------------------------------------
+@dataclass(frozen=True)
+class GetToken:
+    """Ask the driver for an access token; ``stale`` is a token AMC just refused (drop it first)."""
+
+    stale: str | None = None
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``request``; the driver answers with an :class:`HttpResponse` or :class:`TransportFailure`."""
+
+    request: HttpRequest
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait ``seconds`` before the next attempt; the driver answers None."""
+
+    seconds: float
+
+
+Action = GetToken | Send | Sleep
+#: A call in progress: yields actions, receives their results, returns the call's value.
+Flow = Generator[Action, Any, T]
+
+
+# ---- retry policy ----------------------------------------------------------------------------
+def full_jitter(cap: float) -> float:
+    """A random delay in [0, cap] ("full jitter" exponential backoff)."""
+    return random.uniform(0.0, cap)
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Per-client constants a flow needs: settings and the (injectable) jitter function."""
+
+    settings: AmcSettings
+    jitter: Callable[[float], float] = full_jitter
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1-based): full jitter, capped at backoff_max."""
+        cap = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
+        return self.jitter(cap)
+
+    def api_headers(self, media_type: str | None, has_body: bool) -> dict[str, str]:
+        settings = self.settings
+        headers = {
+            "Amazon-Advertising-API-ClientId": settings.client_id,
+            "Amazon-Advertising-API-AdvertiserId": settings.advertiser_id,
+            "Amazon-Advertising-API-MarketplaceId": settings.marketplace_id,
+        }
+        if media_type:
+            headers["Accept"] = media_type
+            if has_body:
+                headers["Content-Type"] = media_type
+        return headers
+
+
+def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None when absent/bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now())
+
+
+# ---- request building --------------------------------------------------------------------------
+def build_request(ctx: CallContext, op: Operation, token: str | None) -> HttpRequest:
+    """Encode the body, add the query string and the headers the endpoint kind needs."""
+    url = f"{op.url}?{urlencode(op.query)}" if op.query else op.url
+    content: bytes | None = None
+    if op.kind == Kind.TOKEN:
+        headers = {"Content-Type": FORM_MEDIA_TYPE, "Accept": "application/json"}
+        content = urlencode(op.form_body or {}).encode()
+    elif op.kind == Kind.DOWNLOAD:
+        headers = {}
+    else:
+        if op.json_body is not None:
+            content = json.dumps(op.json_body, separators=(",", ":")).encode()
+        headers = ctx.api_headers(op.media_type, content is not None)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+    return HttpRequest(op.method, url, headers, content, ctx.settings.timeout, op.stream)
+
+
+# ---- response parsing and classification -----------------------------------------------------------
+def snippet(body: bytes) -> str:
+    text = body[:SNIPPET_CHARS].decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text + ("…" if len(body) > SNIPPET_CHARS else "")
+
+
+def parse_json(response: HttpResponse, op: Operation) -> Any:
+    """The JSON body of a 2xx answer (empty body → ``{}``); whatever its Content-Type says."""
+    if not response.body.strip():
+        return {}
+    try:
+        return json.loads(response.body)
+    except (ValueError, UnicodeDecodeError):
+        raise AmcResponseError(
+            f"{op.label} answered HTTP {response.status} with a body that is not valid JSON: "
+            f"{snippet(response.body)!r}",
+            status_code=response.status,
+            request_id=response.request_id,
+        ) from None
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """The useful fields of an error answer (AMC ``{code, details}`` or LwA ``{error, ...}``)."""
+
+    code: str | None = None
+    details: str | None = None
+    error: str | None = None
+    error_description: str | None = None
+
+    @classmethod
+    def parse(cls, body: bytes) -> ErrorBody:
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except (ValueError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            return cls(details=snippet(body) or None)
+        text = next((data[k] for k in ("details", "message", "statusReason") if data.get(k)), None)
+        code = data.get("code")
+        return cls(
+            code=None if code is None else str(code),
+            details=None if text is None else str(text),
+            error=data.get("error"),
+            error_description=data.get("error_description"),
+        )
+
+
+def api_error(op: Operation, response: HttpResponse, extra: str = "") -> AmcError:
+    """The typed error for a final (non-retried) error answer."""
+    status = response.status
+    parsed = ErrorBody.parse(response.body)
+    fields: dict[str, Any] = {
+        "status_code": status,
+        "code": parsed.code,
+        "details": parsed.details,
+        "request_id": response.request_id,
+    }
+    text = parsed.details or parsed.error_description or parsed.error or "no details"
+    message = f"{op.label} failed with HTTP {status}: {text}{extra}"
+    if op.kind == Kind.TOKEN:
+        lwa = parsed.error or f"HTTP {status}"
+        return AmcAuthError(
+            f"Login with Amazon refused the token request ({lwa}): {parsed.error_description or text}",
+            error=parsed.error,
+            error_description=parsed.error_description,
+            **fields,
+        )
+    if op.kind == Kind.DOWNLOAD and status == 403:
+        return AmcDownloadExpiredError(
+            f"Download URL refused with HTTP 403 (expired or altered pre-signed URL; ask for fresh "
+            f"download URLs): {text}",
+            **fields,
+        )
+    if status in (401, 403):
+        return AmcAuthError(message, **fields)
+    if status == 404 or (status == 400 and "does not exist" in (parsed.details or "").lower()):
+        return AmcNotFoundError(message, **fields)
+    if status == 429:
+        return AmcThrottledError(
+            message, retry_after=parse_retry_after(response.headers.get("retry-after")), **fields
+        )
+    if status >= 500:
+        return AmcServerError(message, **fields)
+    return AmcApiError(message, **fields)
+
+
+@dataclass(frozen=True)
+class Retry:
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """Drop the refused token, get a new one and repeat the request (once per call)."""
+
+
+Decision = HttpResponse | Retry | Refresh | AmcError
+
+
+def classify(
+    ctx: CallContext, op: Operation, result: HttpResponse | TransportFailure, attempt: int, refreshed: bool
+) -> Decision:
+    """Decide what to do with one attempt's result: return it, retry, refresh the token, or fail."""
+    can_retry = attempt < ctx.settings.max_attempts
+    if isinstance(result, TransportFailure):
+        if result.maybe_sent and not op.idempotent:
+            return AmcTransportError(
+                f"{op.label} failed ({result.message}); not retried because the request may have "
+                "reached AMC — check for the execution/workflow before submitting again"
+            )
+        if can_retry:
+            return Retry(ctx.backoff(attempt), result.message)
+        return AmcTransportError(f"{op.label} failed after {attempt} attempt(s): {result.message}")
+    status = result.status
+    if 200 <= status < 300:
+        return result
+    if status in (401, 403) and op.kind == Kind.API and not refreshed:
+        return Refresh()
+    if status in RETRYABLE_STATUSES and can_retry and (status == 429 or op.idempotent):
+        hint = parse_retry_after(result.headers.get("retry-after")) if status == 429 else None
+        delay = min(hint, RETRY_AFTER_CEILING) if hint is not None else ctx.backoff(attempt)
+        return Retry(delay, f"HTTP {status}")
+    extra = f" (after {attempt} attempts)" if status in RETRYABLE_STATUSES and attempt > 1 else ""
+    return api_error(op, result, extra)
+
+
+# ---- the one call loop ----------------------------------------------------------------------------
+def call(ctx: CallContext, op: Operation) -> Flow[HttpResponse]:
+    """Perform ``op`` with token handling, retries and backoff; returns the 2xx response."""
+    attempt, refreshed, stale = 0, False, None
+    while True:
+        attempt += 1
+        token: str | None = None
+        if op.kind == Kind.API:
+            token = yield GetToken(stale)
+            stale = None
+        result = yield Send(build_request(ctx, op, token))
+        decision = classify(ctx, op, result, attempt, refreshed)
+        if isinstance(decision, HttpResponse):
+            return decision
+        if isinstance(decision, AmcError):
+            raise decision
+        if isinstance(decision, Refresh):
+            log.info(
+                "%s answered HTTP %s; refreshing the access token and retrying once",
+                op.label,
+                getattr(result, "status", "?"),
+            )
+            refreshed, stale, attempt = True, token, attempt - 1
+            continue
+        log.warning(
+            "%s: %s (attempt %d of %d); retrying in %.2fs",
+            op.label,
+            decision.reason,
+            attempt,
+            ctx.settings.max_attempts,
+            decision.delay,
+        )
+        yield Sleep(decision.delay)
+
+
+def call_json(ctx: CallContext, op: Operation) -> Flow[Any]:
+    """:func:`call`, then the parsed JSON body."""
+    response = yield from call(ctx, op)
+    return parse_json(response, op)
+
+
+def parse_with(op: Operation, parse: Callable[[Any], T], body: Any, status: int = 200) -> T:
+    """Run a model parser on a JSON body; a shape that does not fit becomes AmcResponseError."""
+    try:
+        return parse(body)
+    except (ValueError, TypeError) as exc:  # pydantic ValidationError is a ValueError
+        raise AmcResponseError(
+            f"{op.label} answered HTTP {status} with an unexpected body: {exc}; "
+            f"body starts {snippet(json.dumps(body).encode())!r}",
+            status_code=status,
+        ) from None
+
+
+def paginate(
+    ctx: CallContext,
+    make_op: Callable[[str | None], Operation],
+    parse_page: Callable[[Any], tuple[list[T], str | None]],
+    max_items: int | None = None,
+) -> Flow[list[T]]:
+    """Follow ``nextToken`` until the last page (or ``max_items``); returns all items."""
+    items: list[T] = []
+    token: str | None = None
+    seen: set[str] = set()
+    while True:
+        op = make_op(token)
+        body = yield from call_json(ctx, op)
+        page, token = parse_with(op, parse_page, body)
+        items.extend(page)
+        if max_items is not None and len(items) >= max_items:
+            return items[:max_items]
+        if not token or token in seen:
+            return items
+        seen.add(token)

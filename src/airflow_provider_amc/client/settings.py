@@ -1,0 +1,125 @@
+"""Client settings: credentials, identities, region endpoints and the retry/timeout policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from airflow_provider_amc.client.errors import AmcConfigError
+
+
+@dataclass(frozen=True)
+class RegionEndpoints:
+    """The Ads API base URL and the Login-with-Amazon token endpoint of one region."""
+
+    api_base_url: str
+    token_url: str
+
+
+#: AMC regions (amc-api.md §1.1 and §1.2).
+REGIONS: dict[str, RegionEndpoints] = {
+    "NA": RegionEndpoints("https://advertising-api.amazon.com", "https://api.amazon.com/auth/o2/token"),
+    "EU": RegionEndpoints("https://advertising-api-eu.amazon.com", "https://api.amazon.co.uk/auth/o2/token"),
+    "FE": RegionEndpoints("https://advertising-api-fe.amazon.com", "https://api.amazon.co.jp/auth/o2/token"),
+}
+
+
+def _config_error(exc: ValidationError, model: str) -> AmcConfigError:
+    """Turn a pydantic ValidationError into one AmcConfigError naming every bad field."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"]) or model
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{field}: {message}")
+    return AmcConfigError(f"Invalid {model}: " + "; ".join(problems))
+
+
+class ValidatedInput(BaseModel):
+    """A pydantic model whose validation failures raise :class:`AmcConfigError` (a ValueError)."""
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _config_error(exc, type(self).__name__) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Self:
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise _config_error(exc, cls.__name__) from None
+
+
+def _check_url(field: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{field} must be an http(s) URL such as https://host[:port], got {value!r}")
+    return value.rstrip("/")
+
+
+class AmcSettings(ValidatedInput):
+    """Everything the client needs to talk to AMC. Secrets are :class:`SecretStr` (hidden in repr)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    advertiser_id: str = Field(min_length=1)
+    marketplace_id: str = Field(min_length=1)
+    region: str = "NA"
+    host: str | None = None
+    token_url: str | None = None
+    instance_id: str | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_base: float = Field(default=1.0, ge=0)
+    backoff_max: float = Field(default=60.0, ge=0)
+
+    allowed_regions: ClassVar[tuple[str, ...]] = tuple(REGIONS)
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _region(cls, value: Any) -> str:
+        region = str(value).strip().upper()
+        if region not in REGIONS:
+            raise ValueError(f"region {value!r} is not supported: allowed values are {', '.join(REGIONS)}")
+        return region
+
+    @field_validator("client_secret", "refresh_token")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        return _check_url("host", value)
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        return _check_url("token_url", value)
+
+    @field_validator("instance_id")
+    @classmethod
+    def _instance_id(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def api_base_url(self) -> str:
+        """The AMC API base URL: ``host`` when given, else the region's Ads API host."""
+        return self.host or REGIONS[self.region].api_base_url
+
+    @property
+    def token_endpoint(self) -> str:
+        """The LwA token endpoint: ``token_url`` when given, else the region's LwA host."""
+        return self.token_url or REGIONS[self.region].token_url

@@ -1,0 +1,136 @@
+"""``AmcClient``: the synchronous AMC client, a thin driver over the shared flows (requests)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import requests
+import urllib3.exceptions
+
+from airflow_provider_amc.client.auth import TokenCache
+from airflow_provider_amc.client.errors import AmcConfigError, AmcTransportError
+from airflow_provider_amc.client.operations import AmcOperations, SyncRunner, download_flow
+from airflow_provider_amc.client.protocol import (
+    Action,
+    Flow,
+    HttpRequest,
+    HttpResponse,
+    Send,
+    Sleep,
+    TransportFailure,
+    full_jitter,
+)
+from airflow_provider_amc.client.settings import AmcSettings
+
+T = TypeVar("T")
+_NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the connection was never established (the request cannot have reached AMC)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen or item is None:
+            continue
+        seen.add(id(item))
+        if isinstance(item, _NOT_SENT):
+            return True
+        if isinstance(item, BaseException):
+            pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
+    return False
+
+
+class AmcClient(AmcOperations, SyncRunner):
+    """Synchronous AMC client. One ``requests.Session`` (connection reuse) per client.
+
+    Use as a context manager or call :meth:`close`. Pass ``session=`` to use your own session
+    (it is then not closed by the client) and ``sleep=``/``jitter=``/``token_cache=`` in tests.
+    """
+
+    def __init__(
+        self,
+        settings: AmcSettings,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        token_cache: TokenCache | None = None,
+        jitter: Callable[[float], float] = full_jitter,
+        on_new_token: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(settings, token_cache=token_cache, jitter=jitter, on_new_token=on_new_token)
+        self._owns_session = session is None
+        self._session = requests.Session() if session is None else session
+        self._sleep = sleep
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session (when the client created it)."""
+        if self._owns_session:
+            self._session.close()
+
+    # ---- the driver ---------------------------------------------------------------------------
+    def _run(self, flow: Flow[T]) -> T:
+        result: Any = None
+        try:
+            while True:
+                result = self._perform(flow.send(result))
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    def _perform(self, action: Action) -> Any:
+        if isinstance(action, Send):
+            return self._send(action.request)
+        if isinstance(action, Sleep):
+            return self._sleep(action.seconds)
+        if action.stale:
+            self._token_cache.invalidate(self._token_key, action.stale)
+        return self._seen_token(self._token_cache.get(self._token_key, lambda: self._run(self._token_flow())))
+
+    def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
+        try:
+            response = self._session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=request.content,
+                timeout=request.timeout,
+                stream=request.stream,
+                allow_redirects=False,
+            )
+            headers = {key.lower(): value for key, value in response.headers.items()}
+            if request.stream and response.ok:
+                return HttpResponse(response.status_code, headers, stream=response)
+            with response:
+                return HttpResponse(response.status_code, headers, response.content)
+        except requests.RequestException as exc:
+            return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=not _never_sent(exc))
+
+    # ---- streaming downloads ---------------------------------------------------------------------
+    def iter_download(self, url: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream a pre-signed result URL in chunks (constant memory; no auth headers sent).
+
+        A 403 raises AmcDownloadExpiredError; transient errors are retried before the first byte.
+        """
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise AmcConfigError(f"chunk_size must be a positive integer (got {chunk_size!r})")
+        return self._stream(url, chunk_size)
+
+    def _stream(self, url: str, chunk_size: int) -> Iterator[bytes]:
+        response: requests.Response = self._run(download_flow(self._ctx, url)).stream
+        with response:
+            try:
+                yield from (chunk for chunk in response.iter_content(chunk_size) if chunk)
+            except requests.RequestException as exc:
+                raise AmcTransportError(f"Download interrupted: {type(exc).__name__}: {exc}") from exc
