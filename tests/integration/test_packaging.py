@@ -1,0 +1,145 @@
+"""The package as a user gets it: `pip install .` into a fresh virtualenv, then Airflow's own CLI.
+
+Checks that the wheel carries the provider (entry point, modules, py.typed), that `airflow providers
+list` / `providers hooks` show it, that `airflow connections add --conn-type amc` works and that
+`AmcHook(...).test_connection()` succeeds against a running emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_amc.emulator import defaults
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: float = 600) -> str:
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("fresh-venv")
+    venv.create(root / "venv", with_pip=True)
+    python = root / "venv" / "bin" / "python"
+    home = root / "airflow-home"
+    home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
+        PATH=f"{python.parent}:{env.get('PATH', '')}",
+    )
+    run([str(python), "-m", "pip", "install", "--quiet", str(REPO)], env, timeout=900)
+    return python, env
+
+
+def test_wheel_contains_the_provider(fresh_install: tuple[Path, dict[str, str]]) -> None:
+    python, env = fresh_install
+    out = run(
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, importlib.resources as r, json, airflow_provider_amc as p;"
+            "eps=[e.value for e in m.entry_points(group='apache_airflow_provider')];"
+            "print(json.dumps({'eps': eps, 'typed': r.files(p).joinpath('py.typed').is_file(),"
+            "'file': p.__file__}))",
+        ],
+        env,
+    )
+    info = json.loads(out)
+    assert "airflow_provider_amc.get_provider_info:get_provider_info" in info["eps"]
+    assert info["typed"] is True
+    assert str(REPO / "src") not in info["file"], "the fresh venv must use the installed wheel"
+
+
+def test_airflow_cli_lists_provider_and_hook(fresh_install: tuple[Path, dict[str, str]]) -> None:
+    python, env = fresh_install
+    airflow = str(python.parent / "airflow")
+    providers = run([airflow, "providers", "list", "--output", "json"], env)
+    names = {entry["package_name"]: entry for entry in json.loads(providers)}
+    assert "airflow-provider-amc" in names
+    hooks = run([airflow, "providers", "hooks", "--output", "json"], env)
+    amc = [entry for entry in json.loads(hooks) if entry.get("connection_type") == "amc"]
+    assert amc and amc[0]["class"] == "airflow_provider_amc.hooks.amc.AmcHook"
+
+
+def test_connection_add_and_test_connection(fresh_install: tuple[Path, dict[str, str]], emulator) -> None:
+    python, env = fresh_install
+    airflow = str(python.parent / "airflow")
+    run([airflow, "db", "migrate"], env)
+    extra = {
+        "refresh_token": defaults.DEFAULT_REFRESH_TOKEN,
+        "advertiser_id": defaults.DEFAULT_ADVERTISER_ID,
+        "marketplace_id": defaults.DEFAULT_MARKETPLACE_ID,
+        "instance_id": defaults.DEFAULT_INSTANCE_ID,
+        "token_url": f"{emulator.url}/auth/o2/token",
+    }
+    run(
+        [
+            airflow, "connections", "add", "amc_emulator", "--conn-type", "amc",
+            "--conn-host", emulator.url, "--conn-login", defaults.DEFAULT_CLIENT_ID,
+            "--conn-password", defaults.DEFAULT_CLIENT_SECRET, "--conn-extra", json.dumps(extra),
+        ],
+        env,
+    )  # fmt: skip
+    # `airflow connections test` reads the connection from the metadata DB and calls
+    # AmcHook.test_connection(), the same path as the UI's Test button.
+    out = run(
+        [airflow, "connections", "test", "amc_emulator"], {**env, "AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}
+    )
+    assert "Connection success!" in out, out
+    token_calls = emulator.admin.count("POST", r"^/auth/o2/token$")
+    instance_calls = emulator.admin.count("GET", r"^/amc/instances$")
+    assert (token_calls, instance_calls) == (1, 1)
+    assert defaults.DEFAULT_CLIENT_SECRET not in out
+
+
+def test_test_connection_reports_bad_secret(fresh_install: tuple[Path, dict[str, str]], emulator) -> None:
+    python, env = fresh_install
+    conn = {
+        "conn_type": "amc",
+        "host": emulator.url,
+        "login": defaults.DEFAULT_CLIENT_ID,
+        "password": "not-the-secret",
+        "extra": {
+            "refresh_token": defaults.DEFAULT_REFRESH_TOKEN,
+            "advertiser_id": defaults.DEFAULT_ADVERTISER_ID,
+            "marketplace_id": defaults.DEFAULT_MARKETPLACE_ID,
+            "token_url": f"{emulator.url}/auth/o2/token",
+        },
+    }
+    out = run(
+        [
+            str(python),
+            "-c",
+            "from airflow_provider_amc.hooks.amc import AmcHook;"
+            "ok, message = AmcHook('amc_bad').test_connection(); print(ok, message)",
+        ],
+        {**env, "AIRFLOW_CONN_AMC_BAD": json.dumps(conn)},
+    )
+    assert out.startswith("False"), out
+    assert "invalid_client" in out or "AmcAuthError" in out
+    assert "not-the-secret" not in out
+
+
+def test_running_python_is_not_the_fresh_one(fresh_install: tuple[Path, dict[str, str]]) -> None:
+    python, _ = fresh_install
+    assert Path(sys.executable).resolve() != python.resolve()
