@@ -56,7 +56,7 @@ def validate_parameter_values(value: Any) -> dict[str, Any]:
                 f"parameter_values has an invalid parameter name {name!r}: names are non-empty strings"
             )
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)  # NaN/Infinity are not JSON: the HTTP body would fail
     except (TypeError, ValueError) as exc:
         raise AmcConfigError(f"parameter_values must be JSON-serialisable: {exc}") from exc
     return dict(value)

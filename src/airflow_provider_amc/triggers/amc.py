@@ -11,15 +11,29 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_amc.client import (
     TERMINAL_STATUSES,
+    AmcApiError,
     AmcAuthError,
     AmcConfigError,
     AmcNotFoundError,
+    AmcResponseError,
+    AmcThrottledError,
     WorkflowExecution,
 )
 from airflow_provider_amc.hooks.amc import AmcHook
 
 #: Errors that will not go away by polling again.
 PERMANENT_ERRORS = (AmcAuthError, AmcNotFoundError, AmcConfigError)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether polling again cannot help: auth/not-found/config errors and any other 4xx answer
+    (a GET that AMC refuses as a bad request keeps being refused); throttling, 5xx, network
+    failures and unparsable bodies are transient."""
+    if isinstance(exc, PERMANENT_ERRORS):
+        return True
+    if isinstance(exc, AmcApiError) and not isinstance(exc, AmcThrottledError | AmcResponseError):
+        return exc.status_code is not None and 400 <= exc.status_code < 500 and exc.status_code != 408
+    return False
 
 
 def execution_event(status: str, execution_id: str, **payload: Any) -> TriggerEvent:
@@ -111,11 +125,11 @@ class AmcExecutionTrigger(BaseTrigger):
                             self.execution_id, instance_id=self.instance_id
                         )
                         errors = 0
-                    except PERMANENT_ERRORS as exc:
-                        yield self._event("error", message=f"{type(exc).__name__}: {exc}")
-                        return
-                    except Exception as exc:  # transient: throttled, 5xx, network, malformed body
-                        errors += 1
+                    except Exception as exc:
+                        if is_permanent(exc):
+                            yield self._event("error", message=f"{type(exc).__name__}: {exc}")
+                            return
+                        errors += 1  # transient: throttled, 5xx, network, malformed body
                         self.log.warning(
                             "Polling AMC execution %s failed (%d/%d in a row): %s",
                             self.execution_id,

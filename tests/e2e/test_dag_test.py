@@ -1,0 +1,119 @@
+"""A whole DAG run with ``dag.test()`` (submit -> deferrable sensor) against the emulator and Postgres.
+
+``dag.test()`` runs the tasks and the trigger in-process, so it runs in a subprocess with its own
+throw-away ``AIRFLOW_HOME`` (SQLite metadata DB migrated once per session); Airflow settings never
+leak into this pytest process. XComs are read from that SQLite DB, the row from Postgres.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from airflow_env import PG_TEST_DSN, airflow_test_env, amc_connection_env, postgres_connection_env
+from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID
+from airflow_provider_amc.emulator.testing import EmulatorServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+DAGS = Path(__file__).parent / "dagtest_dags"
+DAG_FILE = DAGS / "amc_dagtest.py"
+PG_CONN_ID = "amc_dagtest_pg"
+
+
+def base_env(home: Path) -> dict[str, str]:
+    """This process's environment without any Airflow setting, plus the test Airflow home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    return {**env, **airflow_test_env(home, DAGS)}
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("airflow-home")
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=base_env(home),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return home
+
+
+@pytest.fixture
+def table() -> Iterator[str]:
+    name = f"amc_dagtest_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(PG_TEST_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def xcoms(home: Path, dag_id: str) -> dict[tuple[str, str], Any]:
+    with sqlite3.connect(home / "airflow.db") as db:
+        rows = db.execute("SELECT task_id, key, value FROM xcom WHERE dag_id = ?", (dag_id,)).fetchall()
+    return {(task_id, key): json.loads(value) for task_id, key, value in rows}
+
+
+def test_dag_test_runs_submit_and_deferred_sensor(
+    airflow_home: Path, emulator: EmulatorServer, table: str
+) -> None:
+    emulator.admin.script(DEMO_WORKFLOW_ID, pending_seconds=1, running_seconds=1, rows=21, parts=2)
+    env = {
+        **base_env(airflow_home),
+        **amc_connection_env(emulator.url),
+        **postgres_connection_env(PG_CONN_ID),
+        "AMC_DAGTEST_TABLE": table,
+        "AMC_DAGTEST_PG_CONN_ID": PG_CONN_ID,
+    }
+    result = subprocess.run(
+        [sys.executable, str(DAG_FILE)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    values = xcoms(airflow_home, "amc_dagtest")
+    execution_id = values[("submit", "return_value")]
+    assert values[("submit", "amc_execution_id")] == execution_id
+    output = values[("wait", "return_value")]
+    assert output == values[("wait", "amc_output")]
+    summary = emulator.admin.result_summary(DEFAULT_INSTANCE_ID, execution_id)
+    assert summary["status"] == "SUCCEEDED"
+    assert (output["execution_id"], output["row_count"], output["size_bytes"]) == (
+        execution_id,
+        21,
+        summary["bytes"],
+    )
+    assert emulator.admin.count("POST", r"/workflowExecutions$") == 1
+
+    with psycopg.connect(PG_TEST_DSN, row_factory=dict_row) as conn:
+        query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(table))
+        rows = conn.execute(query).fetchall()
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["execution_id"] == execution_id
+    assert (row["status"], row["row_count"], row["size_bytes"]) == ("completed", 21, summary["bytes"])
+    assert row["output_location"] == output["output_location"] == summary_uri(emulator, execution_id)
+    assert (row["dag_id"], row["task_id"]) == ("amc_dagtest", "submit")
+    assert row["parameter_values"] == {"min_impressions": "1"}
+    # One local day of the Berlin data interval (2026-03-09, the run for logical date 2026-03-10 12:00 UTC
+    # ends at the latest Berlin midnight before it).
+    assert row["time_window_time_zone"] == "Europe/Berlin"
+    start, end = (datetime.fromisoformat(row[f"time_window_{k}"]) for k in ("start", "end"))
+    assert (end - start).days == 1
+    assert row["time_window_start"].endswith("T00:00:00")
+
+
+def summary_uri(emulator: EmulatorServer, execution_id: str) -> str:
+    return str(emulator.admin.execution(DEFAULT_INSTANCE_ID, execution_id)["execution"]["outputS3URI"])
