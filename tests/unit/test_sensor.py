@@ -104,6 +104,7 @@ def test_live_execution_defers_to_the_trigger(status: str, amc_api: rm.Mocker) -
     assert kwargs["max_poll_interval"] == 600
     assert kwargs["poll_backoff"] > 1
     assert before + 3600 <= kwargs["end_time"] <= time.time() + 3600  # absolute deadline
+    assert kwargs["first_poll_delay"] == 30  # the worker has just polled
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.timeout == timedelta(seconds=3600 + 60)
 

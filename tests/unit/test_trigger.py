@@ -122,6 +122,7 @@ def test_serialize_round_trip() -> None:
         poll_backoff=1.5,
         max_consecutive_errors=7,
         cancel_on_kill=False,
+        first_poll_delay=30,
     )
     path, kwargs = trigger.serialize()
     cls = import_string(path)
@@ -155,6 +156,24 @@ async def test_succeeded_after_polling_is_a_success_event(serve: ServeFn) -> Non
     assert payload["amc_status"] == "SUCCEEDED"
     assert payload["execution"]["outputS3URI"] == "s3://b/k"
     assert fake.polls == 3
+
+
+async def test_first_poll_waits_for_first_poll_delay(serve: ServeFn) -> None:
+    fake = await serve(execution("SUCCEEDED"))
+    started = time.monotonic()
+    events = await events_of(make_trigger(instance_id=INSTANCE, first_poll_delay=0.5))
+    assert events[0].payload["status"] == "success"
+    assert time.monotonic() - started >= 0.5
+    assert fake.polls == 1
+
+
+async def test_first_poll_delay_never_passes_the_deadline(serve: ServeFn) -> None:
+    fake = await serve(execution("RUNNING"))
+    started = time.monotonic()
+    events = await events_of(make_trigger(first_poll_delay=60, end_time=time.time() + 0.3))
+    assert events[0].payload["status"] == "timeout"
+    assert time.monotonic() - started < 5
+    assert fake.polls == 1
 
 
 @pytest.mark.parametrize("amc_status", ["FAILED", "CANCELLED", "REJECTED"])

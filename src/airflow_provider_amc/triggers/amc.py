@@ -63,6 +63,8 @@ class AmcExecutionTrigger(BaseTrigger):
     :param poll_backoff: growth factor of the interval (1.0 = fixed interval).
     :param max_consecutive_errors: transient errors (throttling, 5xx, network) tolerated in a row.
     :param cancel_on_kill: cancel the AMC execution when the deferred task is cleared or marked.
+    :param first_poll_delay: seconds to wait before the first poll (the worker usually polled just
+        before deferring; this also keeps the event out of Airflow 3.3.2's heartbeat race window).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class AmcExecutionTrigger(BaseTrigger):
         poll_backoff: float = 1.0,
         max_consecutive_errors: int = 5,
         cancel_on_kill: bool = True,
+        first_poll_delay: float = 0.0,
     ) -> None:
         super().__init__()
         self.execution_id = execution_id
@@ -88,6 +91,7 @@ class AmcExecutionTrigger(BaseTrigger):
         self.poll_backoff = float(poll_backoff)
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.cancel_on_kill = cancel_on_kill
+        self.first_poll_delay = float(first_poll_delay)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -102,6 +106,7 @@ class AmcExecutionTrigger(BaseTrigger):
                 "poll_backoff": self.poll_backoff,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "cancel_on_kill": self.cancel_on_kill,
+                "first_poll_delay": self.first_poll_delay,
             },
         )
 
@@ -118,6 +123,8 @@ class AmcExecutionTrigger(BaseTrigger):
         hook = AmcHook(amc_conn_id=self.amc_conn_id)
         interval, errors = self.poll_interval, 0
         try:
+            if self.first_poll_delay > 0:  # the worker has just polled: no point in asking again at once
+                await asyncio.sleep(max(min(self.first_poll_delay, self._seconds_left()), 0))
             async with await hook.get_async_client() as client:
                 while True:
                     try:
