@@ -96,7 +96,7 @@ def create(state: EmulatorState, instance: Instance, raw: Any) -> Execution:
         workflow_id=workflow_id,
         sql_query=sql,
         seq=state.next_seq(),
-        create_time=now.replace(microsecond=0),
+        create_time=now,  # exact: the lifecycle counts from it; responses show whole seconds
         window=window,
         explicit_window=window.window_type == "EXPLICIT",
         parameter_values=params,
@@ -171,8 +171,8 @@ def list_page(state: EmulatorState, instance: Instance, query: dict[str, str]) -
         e
         for e in instance.executions.values()
         if (not workflow_id or e.workflow_id == workflow_id)
-        and (low is None or e.create_time >= low)
-        and (high is None or e.create_time <= high)
+        and (low is None or e.create_time.replace(microsecond=0) >= low)
+        and (high is None or e.create_time.replace(microsecond=0) <= high)
         and (include_cancelled or e.status != CANCELLED)
     ]
     selected.sort(key=lambda e: (e.create_time, e.seq), reverse=not ascending)
