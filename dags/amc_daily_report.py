@@ -1,5 +1,11 @@
 """Daily AMC report: run a saved AMC workflow over each day's data interval, in a named time zone.
 
+- Workflows as code: the first task, ``upsert_workflow``, creates or updates the saved workflow
+  from ``sql/demo_campaign_report.sql`` (next to this file) and its declared parameter; it writes
+  nothing when AMC already has that definition.
+- Results land in Postgres: ``load_to_postgres`` copies each run's result rows into the table
+  ``amc_campaign_report`` (one ``amc_execution_id`` per run; re-running a day replaces its rows).
+
 - Schedule: ``CronDataIntervalTimetable`` at local midnight, so every run has a real one-day data
   interval ``[day 00:00, next day 00:00)`` in ``AMC_TIME_ZONE`` (a bare cron string would give
   zero-length intervals in Airflow 3.3). The AMC window is that interval, end exclusive.
@@ -11,7 +17,9 @@
   instead of over AMC's limits.
 
 Configuration through environment variables (defaults target the local emulator): AMC_INSTANCE_ID,
-AMC_WORKFLOW_ID, AMC_TIME_ZONE, AMC_POOL, AMC_OUTPUT_PATH, AMC_POKE_INTERVAL.
+AMC_WORKFLOW_ID, AMC_TIME_ZONE, AMC_POOL, AMC_OUTPUT_PATH, AMC_POKE_INTERVAL, AMC_WORKFLOW_SQL_FILE
+(relative to this folder; empty: do not manage the workflow's definition) and AMC_LOAD_TABLE
+(empty: no load step).
 """
 
 from __future__ import annotations
@@ -23,7 +31,9 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from airflow_provider_amc.operators.amc import AmcCreateExecutionOperator
+from airflow_provider_amc.operators.workflow import AmcUpsertWorkflowOperator
 from airflow_provider_amc.sensors.amc import AmcExecutionSensor
+from airflow_provider_amc.transfers.amc_to_postgres import AmcToPostgresOperator
 
 INSTANCE_ID = os.environ.get("AMC_INSTANCE_ID", "amcdemo0001")
 WORKFLOW_ID = os.environ.get("AMC_WORKFLOW_ID", "demo_campaign_report")
@@ -31,6 +41,20 @@ TIME_ZONE = os.environ.get("AMC_TIME_ZONE", "America/New_York")
 POOL = os.environ.get("AMC_POOL", f"amc_{INSTANCE_ID}")
 OUTPUT_PATH = os.environ.get("AMC_OUTPUT_PATH") or None
 POKE_INTERVAL = float(os.environ.get("AMC_POKE_INTERVAL", "300"))
+WORKFLOW_SQL_FILE = os.environ.get("AMC_WORKFLOW_SQL_FILE", "sql/demo_campaign_report.sql")
+LOAD_TABLE = os.environ.get("AMC_LOAD_TABLE", "amc_campaign_report")
+#: The parameters the SQL uses as CUSTOM_PARAMETER('...'), declared with the workflow.
+INPUT_PARAMETERS = [
+    {
+        "name": "min_impressions",
+        "dataType": "LONG",
+        "columnType": "METRIC",
+        "defaultValue": 0,
+        "description": "Only campaigns with at least this many impressions.",
+        "displayName": "Minimum impressions",
+    }
+]
+SAVED_RESULTS = (OUTPUT_PATH + "/{{ dag.dag_id }}/{{ ds }}") if OUTPUT_PATH else None
 
 with DAG(
     dag_id="amc_daily_report",
@@ -56,8 +80,29 @@ with DAG(
         instance_id=INSTANCE_ID,
         poke_interval=POKE_INTERVAL,
         timeout=int(timedelta(hours=12).total_seconds()),
-        output_path=(OUTPUT_PATH + "/{{ dag.dag_id }}/{{ ds }}") if OUTPUT_PATH else None,
+        output_path=SAVED_RESULTS,
     )
+
+    if WORKFLOW_SQL_FILE:
+        upsert = AmcUpsertWorkflowOperator(
+            task_id="upsert_workflow",
+            workflow_id=WORKFLOW_ID,
+            sql_file=WORKFLOW_SQL_FILE,
+            input_parameters=INPUT_PARAMETERS,
+            instance_id=INSTANCE_ID,
+        )
+        upsert >> submit
+
+    if LOAD_TABLE:
+        load = AmcToPostgresOperator(
+            task_id="load_to_postgres",
+            execution_id=submit.output,
+            instance_id=INSTANCE_ID,
+            table=LOAD_TABLE,
+            source_path=SAVED_RESULTS,  # the sensor's saved copy, else download again
+            pool="default_pool",
+        )
+        wait >> load
 
     @task(pool="default_pool")
     def summarise(output: dict) -> str:

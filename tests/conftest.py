@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import pytest
+from airflow_env import apply_airflow_test_env
 
-from airflow_provider_amc.emulator.testing import EmulatorServer
+# Every test process gets a throw-away AIRFLOW_HOME (SQLite, temp DAGs folder) before anything
+# imports Airflow; the real-Airflow harness builds its own environment for its subprocesses.
+apply_airflow_test_env()
+
+import pytest  # noqa: E402
+
+from airflow_provider_amc.emulator.testing import EmulatorServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

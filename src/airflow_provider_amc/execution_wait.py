@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from airflow_provider_amc.client import (
-    AmcDownloadExpiredError,
-    WorkflowExecution,
-    normalise_status,
-)
+from airflow_provider_amc.client import WorkflowExecution, normalise_status
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.records import ExecutionRecords
 from airflow_provider_amc.results import ResultSummary, measure_results, object_storage_sink
@@ -36,12 +30,6 @@ EVENT_STATUSES = ("success", "failed", "timeout", "error")
 
 class AmcExecutionFailed(AirflowFailException):
     """The AMC execution ended FAILED, CANCELLED or REJECTED (retrying the wait cannot help)."""
-
-
-def part_name(url: str, index: int) -> str:
-    """A file name for result part ``index``: the URL's last path segment, else ``part-NNNNN``."""
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    return name if name and name not in {".", ".."} else f"part-{index:05d}"
 
 
 class ExecutionWaitMixin:
@@ -85,6 +73,7 @@ class ExecutionWaitMixin:
                 poll_backoff=1.5 if self.max_poll_interval else 1.0,
                 end_time=end_time,
                 cancel_on_kill=self.cancel_on_kill,
+                first_poll_delay=self.poll_interval,
             ),
             method_name="execute_complete",
             # Backstop only: the trigger enforces the absolute deadline itself.
@@ -136,22 +125,9 @@ class ExecutionWaitMixin:
         context["ti"].xcom_push(key="amc_output", value=metadata)
         return metadata
 
-    def _iter_part(self, execution_id: str, instance_id: str | None, index: int, url: str) -> Iterator[bytes]:
-        """Stream one part; if its pre-signed URL expired before the first byte, get fresh URLs once."""
-        try:
-            yield from self.hook.iter_download(url)
-        except AmcDownloadExpiredError:
-            fresh = self.hook.get_download_urls(execution_id, instance_id=instance_id).download_urls
-            self.log.info("Download URL of part %d expired; using a fresh one", index)  # type: ignore[attr-defined]
-            yield from self.hook.iter_download(fresh[index])
-
     def measure_output(self, execution_id: str, instance_id: str | None) -> ResultSummary:
         """Stream every result file once: count rows and bytes, save them to output_path if given."""
-        urls = self.hook.get_download_urls(execution_id, instance_id=instance_id).download_urls
-        parts = (
-            (part_name(url, i), self._iter_part(execution_id, instance_id, i, url))
-            for i, url in enumerate(urls)
-        )
+        parts = self.hook.iter_result_parts(execution_id, instance_id=instance_id)
         save_to = object_storage_sink(self.output_path) if self.output_path else None
         return measure_results(parts, save_to=save_to, output_path=self.output_path)
 

@@ -22,14 +22,17 @@ extra ``instance_id``     optional default AMC instance id
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_amc.client import (
     AmcAccount,
     AmcClient,
+    AmcDownloadExpiredError,
     AmcInstance,
     AmcSettings,
     AsyncAmcClient,
@@ -65,6 +68,21 @@ def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overr
     fields.update(client_id=conn.login, client_secret=conn.password, host=host)
     fields.update({k: v for k, v in overrides.items() if v is not None})
     return AmcSettings.model_validate({k: v for k, v in fields.items() if v is not None})
+
+
+def part_name(url: str, index: int) -> str:
+    """A file name for result part ``index``: the URL's last path segment, else ``part-NNNNN``."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    return name if name and name not in {".", ".."} else f"part-{index:05d}"
+
+
+def amc_time(value: datetime | str | None) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SS`` for AMC list filters: aware datetimes are converted to UTC."""
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _mask(*secrets: str | None) -> None:
@@ -183,6 +201,79 @@ class AmcHook(BaseHook):
 
     def list_instances(self) -> list[AmcInstance]:
         return self.client.list_instances()
+
+    # ---- helpers built on the calls ----------------------------------------------------------
+    def iter_result_parts(
+        self, execution_id: str, *, instance_id: str | None = None, chunk_size: int = 1 << 20
+    ) -> Iterator[tuple[str, Iterator[bytes]]]:
+        """Stream the result files of a SUCCEEDED execution: ``(file name, chunk iterator)`` per part.
+
+        Pre-signed URLs live 10 minutes. When one has expired before its first byte, the download
+        URLs are fetched again (once per part) and the fresh list is used for the remaining parts.
+        Consume each part's chunks before moving on to the next part.
+        """
+        urls = list(self.get_download_urls(execution_id, instance_id=instance_id).download_urls)
+
+        def chunks(index: int) -> Iterator[bytes]:
+            try:
+                yield from self.iter_download(urls[index], chunk_size=chunk_size)
+            except AmcDownloadExpiredError:
+                fresh = self.get_download_urls(execution_id, instance_id=instance_id).download_urls
+                if len(fresh) != len(urls):
+                    raise
+                self.log.info("Download URL of part %d expired; using fresh URLs", index)
+                urls[:] = fresh
+                yield from self.iter_download(urls[index], chunk_size=chunk_size)
+
+        for index, url in enumerate(list(urls)):
+            yield part_name(url, index), chunks(index)
+
+    def find_executions(
+        self,
+        *,
+        workflow_id: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        instance_id: str | None = None,
+        include_cancelled: bool = False,
+        max_items: int | None = None,
+    ) -> list[WorkflowExecution]:
+        """Executions by workflow and/or creation time, oldest first, whoever started them (the AMC
+        console, a schedule, another tool). Datetimes are sent in UTC; strings as AMC local times
+        (``YYYY-MM-DDTHH:MM:SS``, UTC). AMC needs ``workflow_id`` or ``created_after``."""
+        return self.list_executions(
+            instance_id=instance_id,
+            workflow_id=workflow_id,
+            min_creation_time=amc_time(created_after),
+            max_creation_time=amc_time(created_before),
+            include_cancelled=include_cancelled,
+            sort_ascending=True,
+            max_items=max_items,
+        )
+
+    def discover(self) -> list[dict[str, Any]]:
+        """The AMC accounts the credentials can use, each with its instances (JSON-native).
+
+        ``[{"account_id", "account_name", "marketplace_id", "instances": [{"instance_id", ...}]}]``;
+        the ``account_id`` is the connection's ``advertiser_id`` value for that account.
+        """
+        found = []
+        for account in self.list_accounts():
+            settings = self.settings.model_copy(
+                update={
+                    "advertiser_id": account.account_id,
+                    "marketplace_id": account.marketplace_id or self.settings.marketplace_id,
+                }
+            )
+            with AmcClient(settings, on_new_token=_mask) as client:
+                instances = client.list_instances()
+            found.append(
+                {
+                    **account.model_dump(mode="json", exclude_none=True),
+                    "instances": [item.model_dump(mode="json", exclude_none=True) for item in instances],
+                }
+            )
+        return found
 
     # ---- async calls used by the trigger ----------------------------------------------------
     async def aget_execution(self, execution_id: str, *, instance_id: str | None = None) -> WorkflowExecution:

@@ -1,0 +1,1 @@
+"""Transfers of AMC results into other systems."""

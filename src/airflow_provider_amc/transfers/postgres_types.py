@@ -1,0 +1,100 @@
+"""AMC ``outputColumns`` -> Postgres column definitions (pure; no database access).
+
+DECIMAL keeps its precision and scale (``numeric(p,s)``: exact, never float); unknown or
+structured types (arrays, intervals, binary) land as ``text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from airflow_provider_amc.client import OutputColumn
+
+#: The column added to every loaded table: the execution the row came from.
+EXECUTION_ID_COLUMN: Final = "amc_execution_id"
+#: Postgres truncates longer identifiers silently, which could merge two columns.
+MAX_IDENTIFIER_BYTES: Final = 63
+#: Postgres ``numeric`` limits for a declared precision and scale.
+MAX_NUMERIC_PRECISION: Final = 1000
+
+SIMPLE_TYPES: Final[Mapping[str, str]] = {
+    "LONG": "bigint",
+    "INTEGER": "integer",
+    "SHORT": "smallint",
+    "BYTE": "smallint",
+    "DOUBLE": "double precision",
+    "FLOAT": "real",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+    "BOOLEAN": "boolean",
+    "STRING": "text",
+}
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """One column of the target table: its name and Postgres type (a constant of this module)."""
+
+    name: str
+    pg_type: str
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def postgres_type(column: OutputColumn) -> str:
+    """The Postgres type of one AMC output column."""
+    data_type = column.data_type
+    name = data_type.strip().upper() if isinstance(data_type, str) else None
+    if name == "DECIMAL":
+        precision = _int_or_none(column.data_type_precision)
+        precision = precision if precision is not None else _int_or_none(column.precision)
+        scale = _int_or_none(column.data_type_scale)
+        scale = scale if scale is not None else _int_or_none(column.scale)
+        if precision is None or not 1 <= precision <= MAX_NUMERIC_PRECISION:
+            return "numeric"
+        if scale is None or not 0 <= scale <= precision:
+            return f"numeric({precision})" if scale is None else "numeric"
+        return f"numeric({precision},{scale})"
+    return SIMPLE_TYPES.get(name or "", "text")
+
+
+def _checked_name(index: int, name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"outputColumns[{index}].name must be a non-empty string, got {name!r}")
+    if len(name.encode()) > MAX_IDENTIFIER_BYTES:
+        raise ValueError(
+            f"outputColumns[{index}].name {name!r} is longer than Postgres' {MAX_IDENTIFIER_BYTES}-byte "
+            "identifier limit"
+        )
+    if name == EXECUTION_ID_COLUMN:
+        raise ValueError(f"outputColumns[{index}].name {name!r} is reserved for the loaded execution's id")
+    return name
+
+
+def table_columns(output_columns: Iterable[OutputColumn | Mapping[str, Any]]) -> list[TableColumn]:
+    """The data columns of the target table, in the execution's ``outputColumns`` order."""
+    columns: list[TableColumn] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(output_columns):
+        column = raw if isinstance(raw, OutputColumn) else OutputColumn.model_validate(raw)
+        name = _checked_name(index, column.name)
+        if name in seen:
+            raise ValueError(f"outputColumns[{index}].name {name!r} appears twice")
+        seen.add(name)
+        columns.append(TableColumn(name, postgres_type(column)))
+    if not columns:
+        raise ValueError("the execution has no outputColumns: cannot derive the table's columns")
+    return columns
+
+
+__all__ = [
+    "EXECUTION_ID_COLUMN",
+    "SIMPLE_TYPES",
+    "TableColumn",
+    "postgres_type",
+    "table_columns",
+]

@@ -1,0 +1,238 @@
+"""AmcToPostgresOperator: emulator results (real HTTP) loaded into a real Postgres (database ``test``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow.parquet as pq
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from amc_connections import PG_DSN, amc_connection
+from psycopg import sql
+
+from airflow_provider_amc.client import CreateExecutionRequest
+from airflow_provider_amc.emulator import defaults
+from airflow_provider_amc.emulator.testing import EmulatorServer
+from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.results import measure_results, object_storage_sink
+from airflow_provider_amc.transfers.amc_to_postgres import AmcToPostgresOperator
+
+pytestmark = pytest.mark.integration
+INSTANCE = defaults.DEFAULT_INSTANCE_ID
+WORKFLOW = defaults.DEMO_WORKFLOW_ID
+PG_CONN_ID = "amc_load_pg"
+
+
+def query(statement: sql.Composable | str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Direct psycopg access, independent of the code under test."""
+    with psycopg.connect(PG_DSN, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture
+def amc(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", amc_connection(emulator.url))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{PG_CONN_ID.upper()}", PG_DSN)
+    yield emulator
+
+
+@pytest.fixture
+def table() -> Iterator[str]:
+    name = f"amc_load_{uuid.uuid4().hex[:12]}"
+    yield name
+    query(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def finished_execution(server: EmulatorServer, *, rows: int, parts: int, output_format: str = "CSV") -> str:
+    """A SUCCEEDED execution of the demo workflow with a scripted result size."""
+    server.admin.script(WORKFLOW, rows=rows, parts=parts, pending_seconds=0, running_seconds=1)
+    request = CreateExecutionRequest(
+        workflow_id=WORKFLOW,
+        time_window_type="EXPLICIT",
+        time_window_start="2026-01-01T00:00:00",
+        time_window_end="2026-01-02T00:00:00",
+        output_format=output_format,
+    )
+    hook = AmcHook()
+    execution_id = hook.create_execution(request, instance_id=INSTANCE).workflow_execution_id
+    server.admin.advance(10)
+    assert hook.get_execution(execution_id, instance_id=INSTANCE).status == "SUCCEEDED"
+    return execution_id
+
+
+def load(execution_id: str, table: str, **kwargs: Any) -> dict[str, Any]:
+    operator = AmcToPostgresOperator(
+        task_id="load", execution_id=execution_id, table=table, postgres_conn_id=PG_CONN_ID, **kwargs
+    )
+    return operator.execute({})  # type: ignore[arg-type]
+
+
+def expected_from_csv(execution_id: str) -> dict[str, Any]:
+    """Facts computed from the downloaded CSV parts with the csv module (not the code under test)."""
+    rows = 0
+    spend = Decimal(0)
+    null_spend = null_seen = 0
+    latest = ""
+    for _, chunks in AmcHook().iter_result_parts(execution_id, instance_id=INSTANCE):
+        reader = csv.DictReader(io.StringIO(b"".join(chunks).decode()))
+        for row in reader:
+            rows += 1
+            if row["spend"]:
+                spend += Decimal(row["spend"])
+            else:
+                null_spend += 1
+            null_seen += not row["last_seen"]
+            latest = max(latest, row["last_seen"])
+    return {"rows": rows, "spend": spend, "null_spend": null_spend, "null_seen": null_seen, "latest": latest}
+
+
+def facts_in(table: str, execution_id: str) -> dict[str, Any]:
+    (row,) = query(
+        sql.SQL(
+            "SELECT count(*), sum(spend), count(*) - count(spend), count(*) - count(last_seen), "
+            "max(last_seen) FROM {} WHERE amc_execution_id = %s"
+        ).format(sql.Identifier(table)),
+        (execution_id,),
+    )
+    return dict(zip(("rows", "spend", "null_spend", "null_seen", "latest"), row, strict=True))
+
+
+def column_types(table: str) -> dict[str, tuple[Any, ...]]:
+    found = query(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_name = %s ORDER BY ordinal_position",
+        (table,),
+    )
+    return {name: tuple(rest) for name, *rest in found}
+
+
+def count(table: str) -> int:
+    return int(query(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))[0][0])
+
+
+def test_multi_part_csv_lands_typed_and_exact_and_reloads_idempotently(
+    amc: EmulatorServer, table: str
+) -> None:
+    execution_id = finished_execution(amc, rows=100_000, parts=3)
+
+    assert load(execution_id, table) == {"table": table, "execution_id": execution_id, "rows": 100_000}
+
+    types = column_types(table)
+    assert list(types) == ["amc_execution_id", "campaign", "event_date", "impressions", "spend", "last_seen"]
+    assert types["spend"] == ("numeric", 38, 2)
+    assert types["impressions"][0] == "bigint"
+    assert (types["event_date"][0], types["last_seen"][0]) == ("date", "timestamp without time zone")
+    assert types["campaign"][0] == types["amc_execution_id"][0] == "text"
+
+    expected = expected_from_csv(execution_id)
+    actual = facts_in(table, execution_id)
+    assert actual["rows"] == expected["rows"] == 100_000
+    assert actual["spend"] == expected["spend"]  # exact: numeric, never float
+    assert actual["null_spend"] == expected["null_spend"] > 0
+    assert actual["null_seen"] == expected["null_seen"] > 0
+    assert actual["latest"] == datetime.fromisoformat(expected["latest"])
+    quoted = query(
+        sql.SQL("SELECT count(*) FROM {} WHERE campaign = %s").format(sql.Identifier(table)),
+        ('Spring Sale, "Big" Deals',),
+    )
+    assert quoted[0][0] > 0  # RFC-4180 quoting understood
+
+    assert load(execution_id, table)["rows"] == 100_000
+    assert count(table) == 100_000  # replaced, not appended
+
+
+def test_two_executions_share_a_table_and_reload_only_their_own_rows(amc: EmulatorServer, table: str) -> None:
+    first = finished_execution(amc, rows=30, parts=2)
+    amc.admin.clear_script(WORKFLOW)
+    second = finished_execution(amc, rows=20, parts=1)
+    load(first, table)
+    load(second, table)
+    load(first, table)
+    per_execution = dict(
+        query(sql.SQL("SELECT amc_execution_id, count(*) FROM {} GROUP BY 1").format(sql.Identifier(table)))
+    )
+    assert per_execution == {first: 30, second: 20}
+
+
+def test_empty_result_creates_the_table_without_rows(amc: EmulatorServer, table: str) -> None:
+    execution_id = finished_execution(amc, rows=0, parts=1)
+    assert load(execution_id, table)["rows"] == 0
+    assert count(table) == 0
+    assert column_types(table)["spend"] == ("numeric", 38, 2)
+
+
+def test_parquet_result(amc: EmulatorServer, table: str, tmp_path: Path) -> None:
+    execution_id = finished_execution(amc, rows=20_000, parts=2, output_format="PARQUET")
+    assert load(execution_id, table)["rows"] == 20_000
+
+    saved = measure_results(
+        AmcHook().iter_result_parts(execution_id, instance_id=INSTANCE),
+        save_to=object_storage_sink(str(tmp_path)),
+    )
+    assert {part.format for part in saved.files} == {"PARQUET"}
+    arrow = [pq.read_table(tmp_path / part.name) for part in saved.files]
+    expected_spend = sum(
+        (value for t in arrow for value in t.column("spend").to_pylist() if value is not None), Decimal(0)
+    )
+    expected_nulls = sum(t.column("last_seen").null_count for t in arrow)
+    actual = facts_in(table, execution_id)
+    assert (actual["rows"], actual["spend"], actual["null_seen"]) == (20_000, expected_spend, expected_nulls)
+
+
+def test_from_saved_source_path_downloads_nothing(amc: EmulatorServer, table: str, tmp_path: Path) -> None:
+    execution_id = finished_execution(amc, rows=5_000, parts=3)
+    # Save the files the way the sensor does (output_path).
+    measure_results(
+        AmcHook().iter_result_parts(execution_id, instance_id=INSTANCE),
+        save_to=object_storage_sink(str(tmp_path)),
+    )
+    assert len(list(tmp_path.iterdir())) == 3
+    amc.admin.clear_requests()
+
+    assert load(execution_id, table, source_path=str(tmp_path))["rows"] == 5_000
+    assert amc.admin.count("GET", "^/downloads/") == 0
+    assert amc.admin.count("GET", "/downloadUrls$") == 0
+    assert facts_in(table, execution_id)["spend"] == expected_from_csv(execution_id)["spend"]
+
+
+def test_expired_download_urls_are_fetched_again(
+    amc: EmulatorServer, table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execution_id = finished_execution(amc, rows=1_000, parts=2)
+    stale = AmcHook().get_download_urls(execution_id, instance_id=INSTANCE)
+    amc.admin.advance(defaults.DOWNLOAD_URL_EXPIRES_SECONDS + 60)
+    real = AmcHook.get_download_urls
+    calls: list[str] = []
+
+    def first_stale(self: AmcHook, eid: str, *, instance_id: str | None = None) -> Any:
+        calls.append(eid)
+        return stale if len(calls) == 1 else real(self, eid, instance_id=instance_id)
+
+    monkeypatch.setattr(AmcHook, "get_download_urls", first_stale)
+    assert load(execution_id, table)["rows"] == 1_000
+    assert len(calls) == 2  # the stale list, then one refetch shared by both parts
+    assert amc.admin.count("GET", "^/downloads/") == 3  # one 403, then both parts
+
+
+def test_bad_table_name_fails_before_any_call(amc: EmulatorServer) -> None:
+    amc.admin.clear_requests()
+    with pytest.raises(AirflowFailException, match="table 'bad-name; drop' is not a valid table name"):
+        load("some-execution", "bad-name; drop")
+    assert amc.admin.requests() == []
+
+
+def test_unfinished_execution_is_refused(amc: EmulatorServer, table: str) -> None:
+    amc.admin.script(WORKFLOW, pending_seconds=600)
+    request = CreateExecutionRequest(workflow_id=WORKFLOW, time_window_type="MOST_RECENT_DAY")
+    execution_id = AmcHook().create_execution(request, instance_id=INSTANCE).workflow_execution_id
+    with pytest.raises(AirflowFailException, match="is PENDING, not SUCCEEDED"):
+        load(execution_id, table)

@@ -1,0 +1,92 @@
+"""outputColumns -> Postgres types, and the byte-stream helpers of the loader (no database)."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from airflow_provider_amc.client import OutputColumn
+from airflow_provider_amc.transfers.postgres_load import ResultLoadError, gunzip, peek, read_header
+from airflow_provider_amc.transfers.postgres_types import TableColumn, postgres_type, table_columns
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        ({"dataType": "DECIMAL", "dataTypePrecision": 38, "dataTypeScale": 17}, "numeric(38,17)"),
+        ({"dataType": "DECIMAL", "precision": 38, "scale": 2}, "numeric(38,2)"),
+        ({"dataType": "DECIMAL", "precision": 10}, "numeric(10)"),
+        ({"dataType": "DECIMAL"}, "numeric"),
+        ({"dataType": "DECIMAL", "precision": 5, "scale": 9}, "numeric"),
+        ({"dataType": "DECIMAL", "precision": 0, "scale": 0}, "numeric"),
+        ({"dataType": "LONG"}, "bigint"),
+        ({"dataType": "INTEGER"}, "integer"),
+        ({"dataType": "DOUBLE"}, "double precision"),
+        ({"dataType": "DATE"}, "date"),
+        ({"dataType": "TIMESTAMP"}, "timestamp"),
+        ({"dataType": "BOOLEAN"}, "boolean"),
+        ({"dataType": "STRING"}, "text"),
+        ({"dataType": "long"}, "bigint"),
+        ({"dataType": "CALENDAR_INTERVAL"}, "text"),
+        ({"dataType": {"type": "ARRAY", "elementDataType": "STRING"}}, "text"),
+        ({}, "text"),
+    ],
+)
+def test_postgres_type(column: dict[str, object], expected: str) -> None:
+    assert postgres_type(OutputColumn.model_validate({"name": "c", **column})) == expected
+
+
+def test_table_columns_keeps_order() -> None:
+    assert table_columns([{"name": "b", "dataType": "LONG"}, {"name": "A b", "dataType": "DATE"}]) == [
+        TableColumn("b", "bigint"),
+        TableColumn("A b", "date"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ([], "no outputColumns"),
+        ([{"name": "x"}, {"name": "x"}], r"outputColumns\[1\].name 'x' appears twice"),
+        ([{"name": "amc_execution_id"}], "reserved"),
+        ([{"name": "n" * 64}], "63-byte"),
+        ([{"name": ""}], "non-empty"),
+    ],
+)
+def test_table_columns_rejects(columns: list[dict[str, object]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        table_columns(columns)
+
+
+def test_read_header_across_chunks_keeps_every_byte() -> None:
+    chunks = [b'\xef\xbb\xbf"a,1",b', b"\r\n1,2\n", b"3,4\n"]
+    header, data = read_header(chunks, "p")
+    assert header == ["a,1", "b"]
+    assert b"".join(data) == b"".join(chunks)
+
+
+def test_read_header_of_empty_file() -> None:
+    header, data = read_header([], "p")
+    assert header is None and list(data) == []
+
+
+def test_read_header_needs_a_line() -> None:
+    with pytest.raises(ResultLoadError, match="no CSV header line"):
+        read_header([b"x" * (1 << 20) + b"y"], "p")
+
+
+def test_peek_returns_head_and_all_bytes() -> None:
+    head, data = peek([b"P", b"AR", b"1rest", b"more"], 4)
+    assert head == b"PAR1"
+    assert b"".join(data) == b"PAR1restmore"
+
+
+def test_gunzip_multi_member_in_small_chunks() -> None:
+    blob = gzip.compress(b"a,b\n1,2\n") + gzip.compress(b"3,4\n")
+    assert b"".join(gunzip([blob[i : i + 3] for i in range(0, len(blob), 3)], "p")) == b"a,b\n1,2\n3,4\n"
+
+
+def test_gunzip_rejects_garbage() -> None:
+    with pytest.raises(ResultLoadError, match="not valid gzip"):
+        list(gunzip([b"\x1f\x8bnot gzip at all"], "p"))
