@@ -9,6 +9,6 @@ __all__ = ["__version__", "get_provider_info"]
 
 def get_provider_info() -> dict[str, object]:
     """Provider metadata for Airflow's providers manager (also the entry point's target)."""
-    from airflow_provider_amc.get_provider_info import get_provider_info as _info
+    from airflow_provider_amc.provider_info import provider_info
 
-    return _info()
+    return provider_info()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def get_provider_info() -> dict[str, Any]:
+def provider_info() -> dict[str, Any]:
     from airflow_provider_amc import __version__
 
     return {
@@ -84,7 +84,11 @@ def get_provider_info() -> dict[str, Any]:
                     "region": {
                         "label": "Region",
                         "description": "NA, EU or FE: picks the Ads API host and the LwA token host.",
-                        "schema": {"type": ["string", "null"], "enum": ["NA", "EU", "FE", None], "default": "NA"},
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["NA", "EU", "FE", None],
+                            "default": "NA",
+                        },
                     },
                     "instance_id": {
                         "label": "Default AMC instance ID",

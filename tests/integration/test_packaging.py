@@ -65,7 +65,7 @@ def test_wheel_contains_the_provider(fresh_install: tuple[Path, dict[str, str]])
         env,
     )
     info = json.loads(out)
-    assert "airflow_provider_amc.get_provider_info:get_provider_info" in info["eps"]
+    assert "airflow_provider_amc:get_provider_info" in info["eps"]
     assert info["typed"] is True
     assert str(REPO / "src") not in info["file"], "the fresh venv must use the installed wheel"
 
