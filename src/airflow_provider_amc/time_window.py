@@ -15,16 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_provider_amc.client.errors import AmcConfigError
+from airflow_provider_amc.client.models import TIME_WINDOW_TYPES
 
 EXPLICIT = "EXPLICIT"
-TIME_WINDOW_TYPES = (
-    "EXPLICIT",
-    "MOST_RECENT_DAY",
-    "MOST_RECENT_WEEK",
-    "CURRENT_MONTH",
-    "PREVIOUS_MONTH",
-    "ALL",
-)
 DEFAULT_TIME_ZONE = "UTC"
 DEFAULT_WINDOW_DAYS = 7
 

@@ -7,9 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_amc.client import AmcConfigError
-
-OUTPUT_FORMATS = ("CSV", "PARQUET")
+from airflow_provider_amc.client import OUTPUT_FORMATS, AmcConfigError
 
 #: AMC ids (workflow ids, instance ids): letters, digits, ``.``, ``-``, ``_``; no spaces.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
