@@ -60,7 +60,7 @@ WRITABLE_COLUMNS = tuple(name for name in COLUMNS if name not in {"execution_id"
 def parse_table_name(table: Any) -> tuple[str, ...]:
     """``name`` or ``schema.name`` as its parts; anything else raises ``ValueError`` naming ``table``."""
     parts = tuple(table.split(".")) if isinstance(table, str) else ()
-    if not 1 <= len(parts) <= 2 or not all(TABLE_PART_PATTERN.match(part) for part in parts):
+    if not 1 <= len(parts) <= 2 or not all(TABLE_PART_PATTERN.fullmatch(part) for part in parts):
         raise ValueError(f"table {table!r} is not a valid table name: use {TABLE_RULE}")
     return parts
 

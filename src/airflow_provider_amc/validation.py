@@ -17,7 +17,7 @@ def validate_identifier(field: str, value: Any) -> str:
     """An AMC id such as ``workflow_id`` or ``instance_id``."""
     if value is None or (isinstance(value, str) and not value.strip()):
         raise AmcConfigError(f"{field} is required (got {value!r})")
-    if not isinstance(value, str) or not IDENTIFIER_PATTERN.match(value) or value in {".", ".."}:
+    if not isinstance(value, str) or not IDENTIFIER_PATTERN.fullmatch(value) or value in {".", ".."}:
         raise AmcConfigError(
             f"{field} {value!r} is not a valid AMC id: use 1-200 letters, digits, '.', '-' or '_'"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -12,6 +13,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_amc.client import (
     TERMINAL_STATUSES,
+    AmcServerError,
+    AmcTransportError,
     CreateExecutionRequest,
     WorkflowExecution,
     normalise_status,
@@ -32,6 +35,30 @@ if TYPE_CHECKING:
 
 #: task_state_store key holding the submitted execution (shared by the retries of one task instance).
 STATE_KEY = "amc_execution"
+
+
+#: How far before an earlier try's submission to look for an execution whose create answer was lost.
+LOST_SUBMISSION_MARGIN = timedelta(minutes=10)
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def same_request(execution: WorkflowExecution, request: CreateExecutionRequest) -> bool:
+    """Whether an execution AMC reports was created from ``request`` (workflow, window, zone, values)."""
+    if execution.workflow_id != request.workflow_id:
+        return False
+    if (execution.parameter_values or {}) != (request.parameter_values or {}):
+        return False
+    if (execution.time_window_time_zone_original or "UTC") != (request.time_window_time_zone or "UTC"):
+        return False
+    if request.time_window_type != "EXPLICIT":
+        return True
+    return (execution.time_window_start_original, execution.time_window_end_original) == (
+        request.time_window_start,
+        request.time_window_end,
+    )
 
 
 def request_fingerprint(instance_id: str, body: Mapping[str, Any]) -> str:
@@ -167,6 +194,7 @@ class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
             instance_id = validate_identifier(
                 "instance_id", self.instance_id or self.hook.default_instance_id
             )
+            _ = self.records  # validates the table name before anything reaches AMC
             request = CreateExecutionRequest(
                 workflow_id=workflow_id,
                 time_window_type=window.window_type,
@@ -181,42 +209,91 @@ class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
             raise AirflowFailException(f"Invalid AMC execution request: {exc}") from exc
         return instance_id, request, window
 
-    # ---- submission ---------------------------------------------------------------------
-    def _reattachable(self, stored: Any, fingerprint: str) -> WorkflowExecution | None:
-        """The execution of an earlier try if it is the same request and still live."""
-        if not (self.reattach and isinstance(stored, dict) and stored.get("fingerprint") == fingerprint):
-            return None
-        execution = self.hook.get_execution(stored["execution_id"], instance_id=stored["instance_id"])
+    # ---- submission (at most once) ------------------------------------------------------
+    def _live(self, execution: WorkflowExecution, origin: str) -> WorkflowExecution | None:
         if execution.status in TERMINAL_STATUSES:
             self.log.info(
-                "Execution %s of an earlier try ended %s; submitting a new one",
+                "Execution %s (%s) ended %s; submitting a new one",
                 execution.workflow_execution_id,
+                origin,
                 execution.status,
             )
             return None
         self.log.info(
-            "Reattaching to execution %s (%s) of an earlier try", stored["execution_id"], execution.status
+            "Reattaching to execution %s (%s), which is %s",
+            execution.workflow_execution_id,
+            origin,
+            execution.status,
         )
+        return execution
+
+    def find_lost_submission(
+        self, request: CreateExecutionRequest, instance_id: str, submitted_at: str
+    ) -> WorkflowExecution | None:
+        """A live execution of this request created since ``submitted_at`` (its create answer was lost)."""
+        since = datetime.fromisoformat(submitted_at) - LOST_SUBMISSION_MARGIN
+        found = [
+            execution
+            for execution in self.hook.find_executions(
+                workflow_id=request.workflow_id, created_after=since, instance_id=instance_id
+            )
+            if execution.status not in TERMINAL_STATUSES and same_request(execution, request)
+        ]
+        if len(found) > 1:
+            ids = ", ".join(execution.workflow_execution_id for execution in found)
+            raise AirflowFailException(
+                f"Several live AMC executions match this request ({ids}); an earlier try's create call "
+                "may have reached AMC more than once. Cancel the extra ones, then clear this task."
+            )
+        return found[0] if found else None
+
+    def _reattachable(
+        self, stored: Any, fingerprint: str, request: CreateExecutionRequest, instance_id: str
+    ) -> WorkflowExecution | None:
+        """The execution of an earlier try of this task instance, if it is the same request and live."""
+        if not (self.reattach and isinstance(stored, dict) and stored.get("fingerprint") == fingerprint):
+            return None
+        if stored.get("execution_id"):
+            execution = self.hook.get_execution(stored["execution_id"], instance_id=stored["instance_id"])
+            return self._live(execution, "an earlier try")
+        # An earlier try was submitting when it died or lost the answer: the create may have reached AMC.
+        lost = self.find_lost_submission(request, instance_id, stored["submitted_at"])
+        return self._live(lost, "submitted by an earlier try whose answer was lost") if lost else None
+
+    def submit(
+        self, store: Any, request: CreateExecutionRequest, instance_id: str, fingerprint: str
+    ) -> WorkflowExecution:
+        """Create the execution; the task state store holds a marker before and the id right after."""
+        state = {"instance_id": instance_id, "fingerprint": fingerprint, "submitted_at": utc_now_iso()}
+        if store is not None:
+            store.set(STATE_KEY, state)
+        self.log.info(
+            "Submitting AMC workflow %s on %s: %s", request.workflow_id, instance_id, request.to_body()
+        )
+        try:
+            execution = self.hook.create_execution(request, instance_id=instance_id)
+        except (AmcTransportError, AmcServerError) as exc:  # the POST may have reached AMC anyway
+            lost = (
+                self.find_lost_submission(request, instance_id, state["submitted_at"])
+                if self.reattach
+                else None
+            )
+            if lost is None:
+                raise
+            self.log.warning("Create call failed (%s) but AMC has the execution: using it", exc)
+            execution = lost
+        if store is not None:  # first thing after the create call: a retry must find it
+            store.set(STATE_KEY, {**state, "execution_id": execution.workflow_execution_id})
         return execution
 
     def execute(self, context: Context) -> Any:
         instance_id, request, window = self.build_request(context)
-        body = request.to_body()
-        fingerprint = request_fingerprint(instance_id, body)
+        fingerprint = request_fingerprint(instance_id, request.to_body())
         store = context.get("task_state_store")
-        execution = self._reattachable(store.get(STATE_KEY), fingerprint) if store is not None else None
+        stored = store.get(STATE_KEY) if store is not None else None
+        execution = self._reattachable(stored, fingerprint, request, instance_id)
         if execution is None:
-            self.log.info("Submitting AMC workflow %s on %s: %s", request.workflow_id, instance_id, body)
-            execution = self.hook.create_execution(request, instance_id=instance_id)
-            if store is not None:  # first thing after the create call: a retry must find it
-                store.set(
-                    STATE_KEY,
-                    {
-                        "execution_id": execution.workflow_execution_id,
-                        "instance_id": instance_id,
-                        "fingerprint": fingerprint,
-                    },
-                )
+            execution = self.submit(store, request, instance_id, fingerprint)
         execution_id = execution.workflow_execution_id
         self._amc_execution_id = execution_id
         status = execution.status

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_provider_amc.client import TERMINAL_STATUSES
 from airflow_provider_amc.execution_wait import ExecutionWaitMixin
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.records import DEFAULT_TABLE
+from airflow_provider_amc.validation import validate_identifier
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -79,6 +80,16 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
     def wait_timeout(self) -> float | None:
         return float(self.timeout) if self.timeout is not None else None
 
+    def validate_inputs(self) -> None:
+        """Check ids and the table name before any HTTP call (templates are rendered by now)."""
+        try:
+            validate_identifier("execution_id", self.execution_id)
+            if self.instance_id or self.hook.default_instance_id:
+                validate_identifier("instance_id", self.instance_id or self.hook.default_instance_id)
+            _ = self.records  # validates the table name
+        except ValueError as exc:
+            raise AirflowFailException(f"Invalid AmcExecutionSensor input: {exc}") from exc
+
     def poke(self, context: Context) -> bool | PokeReturnValue:
         self._amc_execution_id = self.execution_id
         execution = self.hook.get_execution(self.execution_id, instance_id=self.instance_id)
@@ -88,6 +99,7 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self.finish(context, execution, self.instance_id))
 
     def execute(self, context: Context) -> Any:
+        self.validate_inputs()
         if not self.deferrable:
             try:
                 return super().execute(context)
