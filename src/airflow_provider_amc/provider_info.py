@@ -95,6 +95,26 @@ def provider_info() -> dict[str, Any]:
                         "description": "Used when an operator is given no instance_id.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "timeout": {
+                        "label": "Request timeout (s)",
+                        "description": "Per-request timeout in seconds (default 30).",
+                        "schema": {"type": ["number", "null"], "minimum": 1},
+                    },
+                    "max_attempts": {
+                        "label": "Attempts per call",
+                        "description": "Attempts for retryable failures: 429, 5xx, network (default 5).",
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                    "backoff_base": {
+                        "label": "Backoff base (s)",
+                        "description": "First retry delay; doubles per attempt, with jitter (default 1).",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
+                    "backoff_max": {
+                        "label": "Backoff cap (s)",
+                        "description": "Longest delay between attempts (default 60).",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
                     "token_url": {
                         "label": "LwA token URL override",
                         "description": "Leave empty for the region's LwA host; set for the local emulator.",

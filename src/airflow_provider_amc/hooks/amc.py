@@ -16,6 +16,7 @@ extra ``marketplace_id``  marketplace of the AMC account, e.g. ``ATVPDKIKX0DER``
 extra ``region``          ``NA`` (default), ``EU`` or ``FE``: API host and LwA token host
 extra ``token_url``       optional LwA token endpoint override
 extra ``instance_id``     optional default AMC instance id
+extra ``timeout``, ``max_attempts``, ``backoff_base``, ``backoff_max``  optional HTTP tuning
 =================  ===========================================================================
 """
 
@@ -46,7 +47,19 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 #: Extra keys read from the connection (also accepted with the ``extra__amc__`` prefix).
-EXTRA_FIELDS = ("refresh_token", "advertiser_id", "marketplace_id", "region", "token_url", "instance_id")
+EXTRA_FIELDS = (
+    "refresh_token",
+    "advertiser_id",
+    "marketplace_id",
+    "region",
+    "token_url",
+    "instance_id",
+    # Optional tuning of every HTTP call (seconds / count): see AmcSettings.
+    "timeout",
+    "max_attempts",
+    "backoff_base",
+    "backoff_max",
+)
 
 
 def _extra_value(extra: Mapping[str, Any], key: str) -> Any:
