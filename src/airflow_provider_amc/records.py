@@ -14,10 +14,9 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from psycopg import sql
-
 if TYPE_CHECKING:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from psycopg import sql
 
 DEFAULT_TABLE = "amc_executions"
 DEFAULT_POSTGRES_CONN_ID = "postgres_default"
@@ -66,6 +65,8 @@ def parse_table_name(table: Any) -> tuple[str, ...]:
 
 
 def _create_table_sql(table: sql.Identifier) -> sql.Composed:
+    from psycopg import sql  # imported when used: DAG files importing the operators stay light
+
     columns = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind))  # kinds are constants above
         for name, kind in COLUMNS.items()
@@ -86,8 +87,13 @@ class ExecutionRecords:
         self.postgres_conn_id = postgres_conn_id
         self.table = table
         self._parts = parse_table_name(table)
-        self._identifier = sql.Identifier(*self._parts)
         self._ready = False
+
+    @cached_property
+    def _identifier(self) -> sql.Identifier:
+        from psycopg import sql
+
+        return sql.Identifier(*self._parts)
 
     @cached_property
     def hook(self) -> PostgresHook:
@@ -119,6 +125,8 @@ class ExecutionRecords:
 
     def table_exists(self) -> bool:
         """Whether the table exists (needs no privilege beyond connecting)."""
+        from psycopg import sql
+
         rows = self._query(sql.SQL("SELECT to_regclass(%s) IS NOT NULL AS present"), (self.quoted_table,))
         return bool(rows[0]["present"])
 
@@ -127,6 +135,8 @@ class ExecutionRecords:
         if self._ready or self.table_exists():
             self._ready = True
             return
+        from psycopg import sql
+
         # CREATE TABLE IF NOT EXISTS alone can fail with a unique violation when two sessions
         # race; a transaction-scoped advisory lock on the table name serialises the creators.
         lock = sql.SQL("SELECT pg_advisory_xact_lock(hashtext(%s));")
@@ -184,6 +194,8 @@ class ExecutionRecords:
         """
         if not self._ready and not self.table_exists():
             return None
+        from psycopg import sql
+
         query = sql.SQL("SELECT * FROM {} WHERE execution_id = %s").format(self._identifier)
         rows = self._query(query, (execution_id,))
         return rows[0] if rows else None

@@ -163,7 +163,7 @@ async def test_first_poll_waits_for_first_poll_delay(serve: ServeFn) -> None:
     started = time.monotonic()
     events = await events_of(make_trigger(instance_id=INSTANCE, first_poll_delay=0.5))
     assert events[0].payload["status"] == "success"
-    assert time.monotonic() - started >= 0.5
+    assert time.monotonic() - started >= 0.5 * 0.75  # jittered down by at most 25 %
     assert fake.polls == 1
 
 
@@ -196,10 +196,10 @@ async def test_unknown_status_keeps_polling(serve: ServeFn) -> None:
 async def test_deadline_is_a_timeout_event(serve: ServeFn) -> None:
     fake = await serve(execution("RUNNING"))
     started = time.monotonic()
-    (event,) = await events_of(make_trigger(end_time=time.time() + 0.3, poll_interval=0.05))
+    (event,) = await events_of(make_trigger(end_time=time.time() + 1.0, poll_interval=0.05))
     assert event.payload["status"] == "timeout"
     assert EXECUTION_ID in event.payload["message"]
-    assert 0.25 <= time.monotonic() - started < 5
+    assert 0.95 <= time.monotonic() - started < 6
     assert fake.polls >= 2
 
 

@@ -3,7 +3,8 @@
 This package must not import ``airflow``: it is usable (and tested) on its own.
 """
 
-from airflow_provider_amc.client.aio import AsyncAmcClient
+from typing import TYPE_CHECKING, Any
+
 from airflow_provider_amc.client.auth import TOKEN_CACHE, TokenCache
 from airflow_provider_amc.client.errors import (
     AmcApiError,
@@ -36,6 +37,19 @@ from airflow_provider_amc.client.models import (
 )
 from airflow_provider_amc.client.settings import REGIONS, AmcSettings
 from airflow_provider_amc.client.sync import AmcClient
+
+if TYPE_CHECKING:
+    from airflow_provider_amc.client.aio import AsyncAmcClient
+
+
+def __getattr__(name: str) -> Any:
+    """``AsyncAmcClient`` is imported on first use: workers and DAG parsing need no aiohttp."""
+    if name == "AsyncAmcClient":
+        from airflow_provider_amc.client.aio import AsyncAmcClient
+
+        return AsyncAmcClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "OUTPUT_FORMATS",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -25,13 +26,57 @@ from airflow_provider_amc.client.protocol import (
 from airflow_provider_amc.client.settings import AmcSettings
 
 T = TypeVar("T")
+
+
+#: A shared session and how many clients use it.
+_SessionUse = tuple[aiohttp.ClientSession, int]
+
+
+class SharedSessions:
+    """One ``aiohttp.ClientSession`` per event loop, shared by the clients running in that loop.
+
+    In the triggerer hundreds of triggers poll at once; sharing the session (and its connection
+    pool) keeps the number of open connections bounded instead of one per trigger. The session is
+    closed when the last client using it closes.
+    """
+
+    def __init__(self, limit: int = 100) -> None:
+        self.limit = limit
+        self._sessions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, int]
+        ]
+        self._sessions = weakref.WeakKeyDictionary()
+
+    def acquire(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session, users = self._sessions.get(loop, (None, 0))
+        if session is None or session.closed:
+            session, users = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.limit)), 0
+        self._sessions[loop] = (session, users + 1)
+        return session
+
+    async def release(self, session: aiohttp.ClientSession) -> None:
+        loop = asyncio.get_running_loop()
+        current, users = self._sessions.get(loop, (None, 0))
+        if current is not session:
+            return
+        if users <= 1:
+            del self._sessions[loop]
+            await session.close()
+        else:
+            self._sessions[loop] = (session, users - 1)
+
+
+SHARED_SESSIONS = SharedSessions()
+
 #: Failures that happen before the request is written: it cannot have reached AMC.
 _NOT_SENT: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class AsyncAmcClient(AmcOperations, AsyncRunner):
-    """Asynchronous AMC client. Its ``aiohttp.ClientSession`` is created lazily inside the running
-    event loop; use ``async with`` or ``await client.aclose()``. Pass ``session=`` to use your own
+    """Asynchronous AMC client. It uses the event loop's shared ``aiohttp.ClientSession``
+    (:class:`SharedSessions`), taken lazily inside the running loop; use ``async with`` or
+    ``await client.aclose()``. Pass ``session=`` to use your own
     (it is then not closed by the client) and ``sleep=``/``jitter=``/``token_cache=`` in tests.
     """
 
@@ -57,14 +102,14 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP session (when the client created it)."""
+        """Release the HTTP session (the shared one closes when its last client releases it)."""
         if self._owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            await SHARED_SESSIONS.release(session)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = SHARED_SESSIONS.acquire()
             self._owns_session = True
         return self._session
 

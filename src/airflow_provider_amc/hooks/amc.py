@@ -22,6 +22,7 @@ extra ``timeout``, ``max_attempts``, ``backoff_base``, ``backoff_max``  optional
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
@@ -36,7 +37,6 @@ from airflow_provider_amc.client import (
     AmcDownloadExpiredError,
     AmcInstance,
     AmcSettings,
-    AsyncAmcClient,
     CreateExecutionRequest,
     DownloadUrls,
     Workflow,
@@ -45,6 +45,18 @@ from airflow_provider_amc.client import (
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+    from airflow_provider_amc.client.aio import AsyncAmcClient
+
+#: How long the triggerer reuses settings read from a connection (1,000 triggers on one
+#: connection then make one lookup, not one each; a changed connection is seen within this).
+ASYNC_SETTINGS_TTL = 60.0
+_async_settings_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[float, AmcSettings]] = {}
+
+
+def clear_async_settings_cache() -> None:
+    """Forget connection settings cached for the triggerer (tests that change a connection)."""
+    _async_settings_cache.clear()
 
 #: Extra keys read from the connection (also accepted with the ``extra__amc__`` prefix).
 EXTRA_FIELDS = (
@@ -141,14 +153,24 @@ class AmcHook(BaseHook):
         return settings
 
     async def aget_settings(self) -> AmcSettings:
-        """Client settings read from the connection without blocking the event loop (triggerer)."""
-        if "settings" not in self.__dict__:
+        """Client settings read from the connection without blocking the event loop (triggerer).
+
+        Cached per connection for ``ASYNC_SETTINGS_TTL`` seconds across hooks of the process.
+        """
+        if "settings" in self.__dict__:
+            return self.__dict__["settings"]  # type: ignore[no-any-return]
+        key = (self.amc_conn_id, tuple(sorted(self._overrides.items())))
+        cached = _async_settings_cache.get(key)
+        if cached and time.monotonic() - cached[0] < ASYNC_SETTINGS_TTL:
+            settings = cached[1]
+        else:
             conn = await self.aget_connection(self.amc_conn_id)
             extra = await conn.aextra_dejson()
             settings = settings_from_connection(conn, extra, **self._overrides)
             _mask(conn.password, settings.refresh_token.get_secret_value())
-            self.__dict__["settings"] = settings
-        return self.__dict__["settings"]  # type: ignore[no-any-return]
+            _async_settings_cache[key] = (time.monotonic(), settings)
+        self.__dict__["settings"] = settings
+        return settings
 
     @cached_property
     def client(self) -> AmcClient:
@@ -156,7 +178,9 @@ class AmcHook(BaseHook):
         return AmcClient(self.settings, on_new_token=_mask)
 
     async def get_async_client(self) -> AsyncAmcClient:
-        """A new asynchronous client; use it as ``async with`` (it owns an aiohttp session)."""
+        """A new asynchronous client; use it as ``async with`` (it shares the loop's HTTP session)."""
+        from airflow_provider_amc.client.aio import AsyncAmcClient
+
         return AsyncAmcClient(await self.aget_settings(), on_new_token=_mask)
 
     @property

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,6 +36,10 @@ def is_permanent(exc: BaseException) -> bool:
     if isinstance(exc, AmcApiError) and not isinstance(exc, AmcThrottledError | AmcResponseError):
         return exc.status_code is not None and 400 <= exc.status_code < 500 and exc.status_code != 408
     return False
+
+
+#: The first poll waits between this fraction of ``first_poll_delay`` and all of it.
+FIRST_POLL_JITTER = 0.75
 
 
 def execution_event(status: str, execution_id: str, **payload: Any) -> TriggerEvent:
@@ -121,10 +127,12 @@ class AmcExecutionTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = AmcHook(amc_conn_id=self.amc_conn_id)
-        interval, errors = self.poll_interval, 0
+        interval, errors, last_status = self.poll_interval, 0, ""
         try:
             if self.first_poll_delay > 0:  # the worker has just polled: no point in asking again at once
-                await asyncio.sleep(max(min(self.first_poll_delay, self._seconds_left()), 0))
+                # Jitter spreads the first polls of many triggers resumed together (triggerer restart).
+                delay = self.first_poll_delay * random.uniform(FIRST_POLL_JITTER, 1.0)
+                await asyncio.sleep(max(min(delay, self._seconds_left()), 0))
             async with await hook.get_async_client() as client:
                 while True:
                     try:
@@ -157,7 +165,11 @@ class AmcExecutionTrigger(BaseTrigger):
                                 execution=execution_payload(execution),
                             )
                             return
-                        self.log.info(
+                        # INFO when the status changes, DEBUG otherwise: cheap with 1,000 triggers.
+                        level = logging.INFO if execution.status != last_status else logging.DEBUG
+                        last_status = execution.status
+                        self.log.log(
+                            level,
                             "AMC execution %s is %s; next poll in %.0f s",
                             self.execution_id,
                             execution.status,
