@@ -15,7 +15,6 @@ COUNTERS: dict[str, str] = {
     "tasks_survived": "task code paths that completed despite the faults",
     "clear_failures": "faults that ended in a clear, documented error (as intended)",
     "duplicates": "duplicate AMC executions (must be 0)",
-    "known_duplicates": "duplicates seen by strict-xfail tests of reported bugs (0 once fixed)",
     "records_lost": "records or results lost (must be 0)",
     "bad_inputs": "bad inputs tried (each rejected before any HTTP/SQL call)",
     "valid_inputs": "generated inputs that were valid and accepted",

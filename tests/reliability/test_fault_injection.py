@@ -133,7 +133,7 @@ def test_lost_create_response_then_retry_does_not_duplicate(amc_env: EmulatorSer
         assert "execution" in str(exc).lower()
         record("clear_failures")
         return
-    assert_single_execution(amc_env, counter="known_duplicates")
+    assert_single_execution(amc_env)
     record("tasks_survived")
 
 
