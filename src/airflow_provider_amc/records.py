@@ -200,5 +200,28 @@ class ExecutionRecords:
         rows = self._query(query, (execution_id,))
         return rows[0] if rows else None
 
+    def same_window(self, execution_id: str) -> list[str]:
+        """Other executions recorded for the same instance, workflow and window (zone included).
+
+        Used to replace an earlier run's rows when a day is re-run. Empty when the table or the
+        execution's row does not exist, or the window is relative (no bounds).
+        """
+        if not self._ready and not self.table_exists():
+            return []
+        from psycopg import sql
+
+        keys = ("instance_id", "workflow_id", "time_window_start", "time_window_end", "time_window_time_zone")
+        query = sql.SQL(
+            "SELECT other.execution_id FROM {table} AS other JOIN {table} AS this ON {same} "
+            "WHERE this.execution_id = %s AND other.execution_id <> this.execution_id "
+            "AND this.time_window_start IS NOT NULL ORDER BY other.created_at"
+        ).format(
+            table=self._identifier,
+            same=sql.SQL(" AND ").join(
+                sql.SQL("other.{key} = this.{key}").format(key=sql.Identifier(key)) for key in keys
+            ),
+        )
+        return [row["execution_id"] for row in self._query(query, (execution_id,))]
+
 
 __all__ = ["COLUMNS", "DEFAULT_TABLE", "STATUSES", "ExecutionRecords", "parse_table_name"]

@@ -242,3 +242,53 @@ def test_unfinished_execution_is_refused(amc: EmulatorServer, table: str) -> Non
     execution_id = AmcHook().create_execution(request, instance_id=INSTANCE).workflow_execution_id
     with pytest.raises(AirflowFailException, match="is PENDING, not SUCCEEDED"):
         load(execution_id, table)
+
+
+@pytest.fixture
+def executions_table() -> Iterator[str]:
+    name = f"amc_exec_{uuid.uuid4().hex[:12]}"
+    yield name
+    query(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def record_window(executions_table: str, execution_id: str) -> None:
+    from airflow_provider_amc.records import ExecutionRecords
+
+    ExecutionRecords(PG_CONN_ID, executions_table).upsert(
+        execution_id,
+        instance_id=INSTANCE,
+        workflow_id=WORKFLOW,
+        status="completed",
+        time_window_start="2026-01-01T00:00:00",
+        time_window_end="2026-01-02T00:00:00",
+        time_window_time_zone="UTC",
+    )
+
+
+def rows_by_execution(table: str) -> dict[str, int]:
+    found = query(
+        sql.SQL("SELECT amc_execution_id, count(*) FROM {} GROUP BY 1").format(sql.Identifier(table))
+    )
+    return {execution_id: count for execution_id, count in found}
+
+
+@pytest.mark.parametrize("replace", [True, False])
+def test_rerun_of_a_window_replaces_the_earlier_executions_rows(
+    amc: EmulatorServer, table: str, executions_table: str, replace: bool
+) -> None:
+    first = finished_execution(amc, rows=300, parts=1)
+    record_window(executions_table, first)
+    load(first, table, executions_table=executions_table, replace_same_window=replace)
+    second = finished_execution(amc, rows=200, parts=2)  # the same day, run again
+    record_window(executions_table, second)
+    load(second, table, executions_table=executions_table, replace_same_window=replace)
+    expected = {second: 200} if replace else {first: 300, second: 200}
+    assert rows_by_execution(table) == expected
+
+
+def test_no_execution_table_loads_per_execution_only(amc: EmulatorServer, table: str) -> None:
+    first = finished_execution(amc, rows=50, parts=1)
+    load(first, table, executions_table=None)
+    second = finished_execution(amc, rows=60, parts=1)
+    load(second, table, executions_table=None)
+    assert rows_by_execution(table) == {first: 50, second: 60}

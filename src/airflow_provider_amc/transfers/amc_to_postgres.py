@@ -11,7 +11,12 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_amc.hooks.amc import AmcHook
-from airflow_provider_amc.records import DEFAULT_POSTGRES_CONN_ID, parse_table_name
+from airflow_provider_amc.records import (
+    DEFAULT_POSTGRES_CONN_ID,
+    DEFAULT_TABLE,
+    ExecutionRecords,
+    parse_table_name,
+)
 from airflow_provider_amc.results import location_of
 from airflow_provider_amc.transfers.postgres_load import ResultLoadError, load_execution
 from airflow_provider_amc.transfers.postgres_types import table_columns
@@ -71,6 +76,11 @@ class AmcToPostgresOperator(BaseOperator):
     :param postgres_conn_id: the Postgres connection (templated).
     :param source_path: read the result files saved here (templated; the sensor's ``output_path``:
         a directory or a single file, local or any object-storage URI) instead of downloading them.
+    :param replace_same_window: also delete, in the same transaction, the rows of other executions
+        of the same instance, workflow and window found in ``executions_table`` — so re-running a
+        day replaces that day's rows instead of adding a second copy (default ``True``).
+    :param executions_table: the execution table (same Postgres connection) that knows each
+        execution's window; ``None`` loads per execution only.
     """
 
     template_fields: Sequence[str] = (
@@ -92,6 +102,8 @@ class AmcToPostgresOperator(BaseOperator):
         amc_conn_id: str = AmcHook.default_conn_name,
         postgres_conn_id: str = DEFAULT_POSTGRES_CONN_ID,
         source_path: str | None = None,
+        replace_same_window: bool = True,
+        executions_table: str | None = DEFAULT_TABLE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -101,6 +113,8 @@ class AmcToPostgresOperator(BaseOperator):
         self.amc_conn_id = amc_conn_id
         self.postgres_conn_id = postgres_conn_id
         self.source_path = source_path
+        self.replace_same_window = replace_same_window
+        self.executions_table = executions_table
 
     @cached_property
     def hook(self) -> AmcHook:
@@ -118,9 +132,18 @@ class AmcToPostgresOperator(BaseOperator):
             instance_id = validate_identifier(
                 "instance_id", self.instance_id or self.hook.default_instance_id
             )
+            if self.executions_table is not None:
+                parse_table_name(self.executions_table)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         return execution_id, table, instance_id
+
+    def replaced_executions(self, execution_id: str) -> list[str]:
+        """Earlier executions of the same window (from the execution table) whose rows to replace."""
+        if not (self.replace_same_window and self.executions_table):
+            return []
+        records = ExecutionRecords(postgres_conn_id=self.postgres_conn_id, table=self.executions_table)
+        return records.same_window(execution_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         execution_id, table, instance_id = self._validated()
@@ -140,9 +163,12 @@ class AmcToPostgresOperator(BaseOperator):
         )
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+        replaces = self.replaced_executions(execution_id)
+        if replaces:
+            self.log.info("Replacing the rows of earlier executions of the same window: %s", replaces)
         with closing(PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()) as conn:
             try:
-                rows = load_execution(conn, table, columns, execution_id, parts)
+                rows = load_execution(conn, table, columns, execution_id, parts, replaces=replaces)
             except ResultLoadError as exc:
                 raise AirflowFailException(f"AMC execution {execution_id}: {exc}") from exc
         qualified = ".".join(table)

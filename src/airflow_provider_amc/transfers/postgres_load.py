@@ -258,10 +258,12 @@ def load_execution(
     columns: Sequence[TableColumn],
     execution_id: str,
     parts: Iterable[tuple[str, Iterable[bytes]]],
+    replaces: Sequence[str] = (),
 ) -> int:
     """Replace ``execution_id``'s rows in ``table`` by the rows of ``parts``, in one transaction.
 
-    Returns the number of rows loaded. ``conn`` must be idle (no open transaction).
+    Rows of the executions in ``replaces`` (earlier runs of the same window) are deleted in the
+    same transaction. Returns the number of rows loaded. ``conn`` must be idle.
     """
     conn.autocommit = True  # explicit transaction below, committed or rolled back as one
     known = {column.name for column in columns}
@@ -271,10 +273,10 @@ def load_execution(
         _lock(cur, f"airflow_provider_amc:load:{regclass}:{execution_id}")
         cur.execute("SELECT set_config(%s, %s, true)", (EXECUTION_ID_SETTING, execution_id))
         cur.execute(
-            sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+            sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
                 _qualified(table), sql.Identifier(EXECUTION_ID_COLUMN)
             ),
-            (execution_id,),
+            ([execution_id, *replaces],),
         )
         return sum(copy_part(cur, table, known, name, chunks) for name, chunks in parts)
 
