@@ -33,21 +33,7 @@ def amc_connection_uri(url: str) -> str:
     """The ``AIRFLOW_CONN_AMC_DEFAULT`` JSON for an emulator at ``url`` (seeded identities)."""
     from airflow_provider_amc.emulator import defaults as d
 
-    return json.dumps(
-        {
-            "conn_type": "amc",
-            "host": url,
-            "login": d.DEFAULT_CLIENT_ID,
-            "password": d.DEFAULT_CLIENT_SECRET,
-            "extra": {
-                "refresh_token": d.DEFAULT_REFRESH_TOKEN,
-                "advertiser_id": d.DEFAULT_ADVERTISER_ID,
-                "marketplace_id": d.DEFAULT_MARKETPLACE_ID,
-                "token_url": url + "/auth/o2/token",
-                "instance_id": d.DEFAULT_INSTANCE_ID,
-            },
-        }
-    )
+    return json.dumps(d.airflow_connection(url))
 
 
 class Emulator:

@@ -52,21 +52,7 @@ def start_emulator() -> tuple[subprocess.Popen[str], str]:
 
 
 def connect_airflow(url: str, dsn: str) -> None:
-    os.environ["AIRFLOW_CONN_AMC_DEFAULT"] = json.dumps(
-        {
-            "conn_type": "amc",
-            "host": url,
-            "login": defaults.DEFAULT_CLIENT_ID,
-            "password": defaults.DEFAULT_CLIENT_SECRET,
-            "extra": {
-                "refresh_token": defaults.DEFAULT_REFRESH_TOKEN,
-                "advertiser_id": defaults.DEFAULT_ADVERTISER_ID,
-                "marketplace_id": defaults.DEFAULT_MARKETPLACE_ID,
-                "instance_id": defaults.DEFAULT_INSTANCE_ID,
-                "token_url": f"{url}/auth/o2/token",
-            },
-        }
-    )
+    os.environ["AIRFLOW_CONN_AMC_DEFAULT"] = json.dumps(defaults.airflow_connection(url))
     os.environ["AIRFLOW_CONN_BENCH_PG"] = dsn
 
 

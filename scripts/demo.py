@@ -117,19 +117,7 @@ def airflow_env(emulator_url: str, pg: dict[str, object]) -> dict[str, str]:
 
     home = WORK / "airflow"
     home.mkdir(parents=True, exist_ok=True)
-    amc = {
-        "conn_type": "amc",
-        "host": emulator_url,
-        "login": defaults.DEFAULT_CLIENT_ID,
-        "password": defaults.DEFAULT_CLIENT_SECRET,
-        "extra": {
-            "refresh_token": defaults.DEFAULT_REFRESH_TOKEN,
-            "advertiser_id": defaults.DEFAULT_ADVERTISER_ID,
-            "marketplace_id": defaults.DEFAULT_MARKETPLACE_ID,
-            "instance_id": defaults.DEFAULT_INSTANCE_ID,
-            "token_url": f"{emulator_url}/auth/o2/token",
-        },
-    }
+    amc = defaults.airflow_connection(emulator_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         AIRFLOW_HOME=str(home),

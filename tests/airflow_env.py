@@ -82,21 +82,7 @@ def amc_connection_env(
     url: str, conn_id: str = "amc_default", instance_id: str | None = defaults.DEFAULT_INSTANCE_ID
 ) -> dict[str, str]:
     """An ``amc`` connection to the emulator at ``url`` with its seeded identities."""
-    extra = {
-        "refresh_token": defaults.DEFAULT_REFRESH_TOKEN,
-        "advertiser_id": defaults.DEFAULT_ADVERTISER_ID,
-        "marketplace_id": defaults.DEFAULT_MARKETPLACE_ID,
-        "token_url": url.rstrip("/") + "/auth/o2/token",
-    }
-    if instance_id:
-        extra["instance_id"] = instance_id
-    conn = {
-        "conn_type": "amc",
-        "host": url,
-        "login": defaults.DEFAULT_CLIENT_ID,
-        "password": defaults.DEFAULT_CLIENT_SECRET,
-        "extra": extra,
-    }
+    conn = defaults.airflow_connection(url, instance_id)
     return {connection_var(conn_id): json.dumps(conn)}
 
 

@@ -11,18 +11,4 @@ PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
 def amc_connection(emulator_url: str, instance_id: str = defaults.DEFAULT_INSTANCE_ID) -> str:
     """The JSON form of an ``amc`` connection to the emulator at ``emulator_url``."""
-    return json.dumps(
-        {
-            "conn_type": "amc",
-            "host": emulator_url,
-            "login": defaults.DEFAULT_CLIENT_ID,
-            "password": defaults.DEFAULT_CLIENT_SECRET,
-            "extra": {
-                "refresh_token": defaults.DEFAULT_REFRESH_TOKEN,
-                "advertiser_id": defaults.DEFAULT_ADVERTISER_ID,
-                "marketplace_id": defaults.DEFAULT_MARKETPLACE_ID,
-                "instance_id": instance_id,
-                "token_url": f"{emulator_url}/auth/o2/token",
-            },
-        }
-    )
+    return json.dumps(defaults.airflow_connection(emulator_url, instance_id))

@@ -82,3 +82,26 @@ def seeded_data_sources() -> list[dict[str, Any]]:
         }
         for ds_id, text in spec.items()
     ]
+
+
+def airflow_connection(url: str, instance_id: str | None = DEFAULT_INSTANCE_ID) -> dict[str, Any]:
+    """An ``amc`` Airflow connection (JSON form) to the emulator at ``url``, seeded identities.
+
+    ``json.dumps`` it into ``AIRFLOW_CONN_AMC_DEFAULT`` to point DAGs, tests or demos at the emulator.
+    """
+    base = url.rstrip("/")
+    extra = {
+        "refresh_token": DEFAULT_REFRESH_TOKEN,
+        "advertiser_id": DEFAULT_ADVERTISER_ID,
+        "marketplace_id": DEFAULT_MARKETPLACE_ID,
+        "token_url": f"{base}/auth/o2/token",
+    }
+    if instance_id:
+        extra["instance_id"] = instance_id
+    return {
+        "conn_type": "amc",
+        "host": base,
+        "login": DEFAULT_CLIENT_ID,
+        "password": DEFAULT_CLIENT_SECRET,
+        "extra": extra,
+    }
