@@ -58,6 +58,7 @@ def clear_async_settings_cache() -> None:
     """Forget connection settings cached for the triggerer (tests that change a connection)."""
     _async_settings_cache.clear()
 
+
 #: Extra keys read from the connection (also accepted with the ``extra__amc__`` prefix).
 EXTRA_FIELDS = (
     "refresh_token",
