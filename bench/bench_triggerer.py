@@ -7,9 +7,7 @@ process (``--phase``) so CPU time, peak RSS and connection counts are its own:
   (one task per trigger doing ``async for event in trigger.run()``);
 * ``http``: 1,000 ``HttpSensorTrigger`` on the same GET endpoint (``…/workflowExecutions/{id}``)
   through an ``http`` connection carrying the bearer token and AMC headers. It only keeps polling
-  on 404, so it polls ids the emulator answers 404 for (config ``unknown_execution_status=404``);
-* ``amc-shared`` (prototype of the proposed fix): ``AmcExecutionTrigger`` with every client on
-  one shared ``aiohttp.ClientSession`` per event loop.
+  on 404, so it polls ids the emulator answers 404 for (config ``unknown_execution_status=404``).
 
 A ticker coroutine measures event-loop lag; ``loop.create_connection`` is wrapped to count the TCP
 connections opened; GET polls and LwA token requests are counted in the emulator request log.
@@ -65,7 +63,11 @@ class LoopProbe:
 def amc_triggers(ids: list[str], poll_interval: float) -> list[Any]:
     from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
 
-    return [AmcExecutionTrigger(execution_id=eid, poll_interval=poll_interval) for eid in ids]
+    # Configured as AmcExecutionSensor defers: the worker has just polled, so the first poll waits.
+    return [
+        AmcExecutionTrigger(execution_id=eid, poll_interval=poll_interval, first_poll_delay=poll_interval)
+        for eid in ids
+    ]
 
 
 def http_triggers(ids: list[str], poll_interval: float) -> list[Any]:
@@ -79,28 +81,8 @@ def http_triggers(ids: list[str], poll_interval: float) -> list[Any]:
     ]
 
 
-def share_one_session() -> None:
-    """Prototype of the fix: every AsyncAmcClient of the loop uses one aiohttp session."""
-    import aiohttp
-
-    from airflow_provider_amc.client import AsyncAmcClient
-    from airflow_provider_amc.hooks.amc import AmcHook
-
-    sessions: dict[int, aiohttp.ClientSession] = {}
-
-    async def get_async_client(self: AmcHook) -> AsyncAmcClient:
-        loop_id = id(asyncio.get_running_loop())
-        if loop_id not in sessions:
-            sessions[loop_id] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100))
-        return AsyncAmcClient(await self.aget_settings(), session=sessions[loop_id])
-
-    AmcHook.get_async_client = get_async_client  # type: ignore[method-assign]
-
-
 async def run_phase(kind: str, ids: list[str], poll_interval: float, duration: float) -> dict[str, Any]:
     probe = LoopProbe(asyncio.get_running_loop())
-    if kind == "amc-shared":
-        share_one_session()
     triggers = (http_triggers if kind == "http" else amc_triggers)(ids, poll_interval)
     events: list[Any] = []
 
@@ -213,7 +195,6 @@ def parent(args: argparse.Namespace) -> None:
         token = AmcHook().get_access_token()
         os.environ["AIRFLOW_CONN_AMC_HTTP"] = http_connection(emulator.url, token)
         results = {"amc": measure(args, emulator, "amc", ids)}
-        results["amc-shared"] = measure(args, emulator, "amc-shared", ids)
         emulator.admin.config(unknown_execution_status=404)
         missing = [f"00000000-0000-4000-8000-{n:012d}" for n in range(args.triggers)]
         results["http"] = measure(args, emulator, "http", missing)
@@ -223,7 +204,6 @@ def parent(args: argparse.Namespace) -> None:
 def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     names = {
         "amc": "AmcExecutionTrigger",
-        "amc-shared": "AmcExecutionTrigger + shared session (prototype)",
         "http": "HttpSensorTrigger",
     }
     rows = [
@@ -317,7 +297,7 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=2.0)
     parser.add_argument("--duration", type=float, default=20.0, help="seconds each phase runs")
     parser.add_argument("--quiet-logs", action="store_true", help="disable INFO logs (per-poll lines)")
-    parser.add_argument("--phase", choices=["amc", "amc-shared", "http"], help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=["amc", "http"], help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
