@@ -45,3 +45,11 @@ def vendor_json(payload: Any, media_type: str, status: int = 200) -> Response:
 def wrap(obj: dict[str, Any], key: str, envelope: bool) -> dict[str, Any]:
     """Flat like production, or the spec's ``{key: obj}`` envelope when configured."""
     return {key: obj} if envelope else obj
+
+
+def list_envelope(key: str, page: list[Any], next_token: str | None) -> dict[str, object]:
+    """A list response: ``{key: [...]}`` plus ``nextToken`` only when more pages exist."""
+    body: dict[str, object] = {key: page}
+    if next_token:
+        body["nextToken"] = next_token
+    return body

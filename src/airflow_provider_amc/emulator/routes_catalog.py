@@ -6,7 +6,14 @@ from fastapi import APIRouter, Request, Response
 
 from airflow_provider_amc.emulator import defaults
 from airflow_provider_amc.emulator.api import authorize, instance_for, query_dict, state_of
-from airflow_provider_amc.emulator.responses import DATASOURCES_TYPE, JSON_TYPE, ApiError, vendor_json, wrap
+from airflow_provider_amc.emulator.responses import (
+    DATASOURCES_TYPE,
+    JSON_TYPE,
+    ApiError,
+    list_envelope,
+    vendor_json,
+    wrap,
+)
 from airflow_provider_amc.emulator.state import paginate
 
 router = APIRouter()
@@ -37,9 +44,7 @@ async def list_instances(request: Request) -> Response:
             if (i.account_id, i.marketplace_id) == (advertiser_id, marketplace_id)
         ]
         page, token = paginate(mine, None, request.query_params.get("nextToken"))
-    body: dict[str, object] = {"instances": page}
-    if token:
-        body["nextToken"] = token
+    body = list_envelope("instances", page, token)
     return vendor_json(body, JSON_TYPE)
 
 
@@ -50,9 +55,7 @@ async def list_data_sources(request: Request, instance_id: str) -> Response:
         instance_for(request, instance_id)
         query = query_dict(request)
         page, token = paginate(state.data_sources, query.get("limit"), query.get("nextToken"))
-    body: dict[str, object] = {"dataSources": page}
-    if token:
-        body["nextToken"] = token
+    body = list_envelope("dataSources", page, token)
     return vendor_json(body, DATASOURCES_TYPE)
 
 

@@ -6,7 +6,14 @@ from fastapi import APIRouter, Request, Response
 
 from airflow_provider_amc.emulator import validation
 from airflow_provider_amc.emulator.api import instance_for, json_body, query_dict, state_of
-from airflow_provider_amc.emulator.responses import WORKFLOWS_TYPE, ApiError, bad_request, vendor_json, wrap
+from airflow_provider_amc.emulator.responses import (
+    WORKFLOWS_TYPE,
+    ApiError,
+    bad_request,
+    list_envelope,
+    vendor_json,
+    wrap,
+)
 from airflow_provider_amc.emulator.state import Instance, paginate
 
 router = APIRouter(prefix="/amc/reporting/{instance_id}/workflows")
@@ -26,9 +33,7 @@ async def list_workflows(request: Request, instance_id: str) -> Response:
         instance = instance_for(request, instance_id)
         query = query_dict(request)
         page, token = paginate(list(instance.workflows.values()), query.get("limit"), query.get("nextToken"))
-    body: dict[str, object] = {"workflows": page}
-    if token:
-        body["nextToken"] = token
+    body = list_envelope("workflows", page, token)
     return vendor_json(body, WORKFLOWS_TYPE)
 
 
