@@ -33,7 +33,7 @@ pytest: venv postgres
 test: lint typecheck pytest
 
 demo: venv
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .demo

