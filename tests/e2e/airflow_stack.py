@@ -110,6 +110,11 @@ class DeferralEvidence:
         return "deferred" in self.events
 
     @property
+    def trigger_started(self) -> bool:
+        """The triggerer wrote its ``trigger ... starting`` line into this task's log."""
+        return any(line.startswith("trigger ") and "starting" in line for line in self.trigger_log_lines)
+
+    @property
     def trigger_fired(self) -> bool:
         return any(line.startswith("Trigger fired event") for line in self.trigger_log_lines)
 
