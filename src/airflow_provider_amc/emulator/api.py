@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 
 from airflow_provider_amc.emulator.auth import authenticate
-from airflow_provider_amc.emulator.responses import ApiError, bad_request
-from airflow_provider_amc.emulator.state import EmulatorState, Instance
+from airflow_provider_amc.emulator.responses import ApiError, bad_request, list_envelope, vendor_json
+from airflow_provider_amc.emulator.state import EmulatorState, Instance, paginate
 
 
 def state_of(request: Request) -> EmulatorState:
@@ -58,3 +59,13 @@ async def json_body(request: Request) -> Any:
 
 def query_dict(request: Request) -> dict[str, str]:
     return dict(request.query_params)
+
+
+def paged_list(
+    request: Request, key: str, items: list[Any], media_type: str, *, honour_limit: bool = True
+) -> Response:
+    """One page of ``items`` in AMC's list envelope (``limit`` and ``nextToken`` from the query)."""
+    query = query_dict(request)
+    limit = query.get("limit") if honour_limit else None
+    page, token = paginate(items, limit, query.get("nextToken"))
+    return vendor_json(list_envelope(key, page, token), media_type)

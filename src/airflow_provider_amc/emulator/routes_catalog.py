@@ -5,16 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_amc.emulator import defaults
-from airflow_provider_amc.emulator.api import authorize, instance_for, query_dict, state_of
+from airflow_provider_amc.emulator.api import authorize, instance_for, paged_list, state_of
 from airflow_provider_amc.emulator.responses import (
     DATASOURCES_TYPE,
     JSON_TYPE,
     ApiError,
-    list_envelope,
     vendor_json,
     wrap,
 )
-from airflow_provider_amc.emulator.state import paginate
 
 router = APIRouter()
 
@@ -43,9 +41,7 @@ async def list_instances(request: Request) -> Response:
             for i in state.instances.values()
             if (i.account_id, i.marketplace_id) == (advertiser_id, marketplace_id)
         ]
-        page, token = paginate(mine, None, request.query_params.get("nextToken"))
-    body = list_envelope("instances", page, token)
-    return vendor_json(body, JSON_TYPE)
+    return paged_list(request, "instances", mine, JSON_TYPE, honour_limit=False)
 
 
 @router.get("/amc/reporting/{instance_id}/dataSources")
@@ -53,10 +49,8 @@ async def list_data_sources(request: Request, instance_id: str) -> Response:
     state = state_of(request)
     with state.lock:
         instance_for(request, instance_id)
-        query = query_dict(request)
-        page, token = paginate(state.data_sources, query.get("limit"), query.get("nextToken"))
-    body = list_envelope("dataSources", page, token)
-    return vendor_json(body, DATASOURCES_TYPE)
+        data_sources = list(state.data_sources)
+    return paged_list(request, "dataSources", data_sources, DATASOURCES_TYPE)
 
 
 @router.get("/amc/reporting/{instance_id}/dataSources/{data_source_id}")

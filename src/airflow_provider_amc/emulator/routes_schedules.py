@@ -7,16 +7,15 @@ from typing import Any, Final
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_amc.emulator import validation
-from airflow_provider_amc.emulator.api import instance_for, json_body, query_dict, state_of
+from airflow_provider_amc.emulator.api import instance_for, json_body, paged_list, state_of
 from airflow_provider_amc.emulator.responses import (
     SCHEDULES_TYPE,
     ApiError,
     bad_request,
-    list_envelope,
     vendor_json,
     wrap,
 )
-from airflow_provider_amc.emulator.state import Instance, paginate
+from airflow_provider_amc.emulator.state import Instance
 
 router = APIRouter(prefix="/amc/reporting/{instance_id}/schedules")
 
@@ -63,11 +62,8 @@ def _existing(instance: Instance, schedule_id: str) -> dict[str, Any]:
 async def list_schedules(request: Request, instance_id: str) -> Response:
     state = state_of(request)
     with state.lock:
-        instance = instance_for(request, instance_id)
-        query = query_dict(request)
-        page, token = paginate(list(instance.schedules.values()), query.get("limit"), query.get("nextToken"))
-    body = list_envelope("schedules", page, token)
-    return vendor_json(body, SCHEDULES_TYPE)
+        schedules = list(instance_for(request, instance_id).schedules.values())
+    return paged_list(request, "schedules", schedules, SCHEDULES_TYPE)
 
 
 @router.post("")

@@ -5,16 +5,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from airflow_provider_amc.emulator import validation
-from airflow_provider_amc.emulator.api import instance_for, json_body, query_dict, state_of
+from airflow_provider_amc.emulator.api import instance_for, json_body, paged_list, state_of
 from airflow_provider_amc.emulator.responses import (
     WORKFLOWS_TYPE,
     ApiError,
     bad_request,
-    list_envelope,
     vendor_json,
     wrap,
 )
-from airflow_provider_amc.emulator.state import Instance, paginate
+from airflow_provider_amc.emulator.state import Instance
 
 router = APIRouter(prefix="/amc/reporting/{instance_id}/workflows")
 
@@ -30,11 +29,8 @@ def _existing(instance: Instance, workflow_id: str) -> dict[str, object]:
 async def list_workflows(request: Request, instance_id: str) -> Response:
     state = state_of(request)
     with state.lock:
-        instance = instance_for(request, instance_id)
-        query = query_dict(request)
-        page, token = paginate(list(instance.workflows.values()), query.get("limit"), query.get("nextToken"))
-    body = list_envelope("workflows", page, token)
-    return vendor_json(body, WORKFLOWS_TYPE)
+        workflows = list(instance_for(request, instance_id).workflows.values())
+    return paged_list(request, "workflows", workflows, WORKFLOWS_TYPE)
 
 
 @router.post("")
