@@ -21,11 +21,11 @@ postgres:
 	@bash scripts/ensure_postgres.sh
 
 lint: venv
-	$(BIN)/ruff check src tests dags bench scripts
-	$(BIN)/ruff format --check src tests dags bench scripts
+	$(BIN)/ruff check airflow_provider_amc tests dags bench scripts
+	$(BIN)/ruff format --check airflow_provider_amc tests dags bench scripts
 
 typecheck: venv
-	$(BIN)/mypy src/airflow_provider_amc/client
+	$(BIN)/mypy airflow_provider_amc/client
 
 pytest: venv postgres
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)

@@ -24,7 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: float = 600) -> str:
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    # Run outside the checkout: with the package at the repository's top level, a working directory
+    # of REPO would put the working-tree copy first on sys.path and hide a packaging bug.
+    cwd = env["AIRFLOW_HOME"]
+    result = subprocess.run(
+        cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert result.returncode == 0, f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -47,7 +52,11 @@ def fresh_install(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
         AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db",
         PATH=f"{python.parent}:{env.get('PATH', '')}",
     )
-    run([str(python), "-m", "pip", "install", "--quiet", str(REPO)], env, timeout=900)
+    # Build the wheel first and install that file: what a user downloads, not the working tree.
+    wheels = root / "dist"
+    run([str(python), "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(REPO)], env)
+    (wheel,) = wheels.glob("airflow_provider_amc-*.whl")
+    run([str(python), "-m", "pip", "install", "--quiet", str(wheel)], env, timeout=900)
     return python, env
 
 
@@ -67,7 +76,8 @@ def test_wheel_contains_the_provider(fresh_install: tuple[Path, dict[str, str]])
     info = json.loads(out)
     assert "airflow_provider_amc:get_provider_info" in info["eps"]
     assert info["typed"] is True
-    assert str(REPO / "src") not in info["file"], "the fresh venv must use the installed wheel"
+    assert not info["file"].startswith(str(REPO)), "the fresh venv must use the installed wheel"
+    assert "site-packages" in info["file"]
 
 
 def test_airflow_cli_lists_provider_and_hook(fresh_install: tuple[Path, dict[str, str]]) -> None:

@@ -239,7 +239,7 @@ def test_non_airflow_services_are_postgres_or_the_emulator(services: dict[str, A
 
 
 def test_emulator_command_is_accepted_by_the_emulator_cli(services: dict[str, Any]) -> None:
-    assert (REPO / "src" / "airflow_provider_amc" / "emulator" / "__main__.py").is_file()
+    assert (REPO / "airflow_provider_amc" / "emulator" / "__main__.py").is_file()
     argv = service_argv(services["amc-emulator"])
     args = parse_emulator_args(argv[3:])
     assert args.host == "0.0.0.0"
