@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from airflow_provider_amc.client import WorkflowExecution, normalise_status
+from airflow_provider_amc.client import WorkflowExecution
 from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.lifecycle import AmcStatus
 from airflow_provider_amc.records import ExecutionRecords
 from airflow_provider_amc.results import ResultSummary, measure_results, object_storage_sink
 from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
@@ -106,7 +107,7 @@ class ExecutionWaitMixin:
     ) -> dict[str, Any]:
         """Terminal execution: record it; on success measure the output and return the metadata."""
         execution_id = execution.workflow_execution_id
-        if execution.status != "SUCCEEDED":
+        if not AmcStatus.parse(execution.status).succeeded:
             reason = execution.status_reason or "no reason given by AMC"
             self._record(execution_id, execution, status_reason=reason, completed_at=datetime.now(UTC))
             raise AmcExecutionFailed(f"AMC execution {execution_id} ended {execution.status}: {reason}")
@@ -141,7 +142,7 @@ class ExecutionWaitMixin:
             "execution_id": execution.workflow_execution_id,
             "instance_id": instance_id or self.hook.default_instance_id,
             "workflow_id": execution.workflow_id,
-            "status": normalise_status(execution.status),
+            "status": AmcStatus.parse(execution.status).normalised,
             "amc_status": execution.status,
             "output_location": summary.output_location or execution.output_s3_uri,
             "output_s3_uri": execution.output_s3_uri,
@@ -168,7 +169,7 @@ class ExecutionWaitMixin:
             execution_id,
             instance_id=self.instance_id or self.hook.default_instance_id,
             workflow_id=execution.workflow_id,
-            status=normalise_status(execution.status),
+            status=AmcStatus.parse(execution.status).normalised,
             amc_status=execution.status,
             **fields,
         )

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_amc.lifecycle import NORMALISED_STATUSES
+
 if TYPE_CHECKING:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
     from psycopg import sql
@@ -22,7 +24,7 @@ DEFAULT_TABLE = "amc_executions"
 DEFAULT_POSTGRES_CONN_ID = "postgres_default"
 TABLE_PART_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 TABLE_RULE = "'name' or 'schema.name', each part matching ^[a-z_][a-z0-9_]{0,62}$"
-STATUSES = ("pending", "running", "completed", "failed")
+STATUSES = NORMALISED_STATUSES
 
 #: Column name -> SQL type, in table order.
 COLUMNS: dict[str, str] = {

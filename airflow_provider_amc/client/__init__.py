@@ -21,7 +21,6 @@ from airflow_provider_amc.client.errors import (
 from airflow_provider_amc.client.models import (
     OUTPUT_FORMAT_FIELD,
     OUTPUT_FORMATS,
-    TERMINAL_STATUSES,
     TIME_WINDOW_TYPES,
     AmcAccount,
     AmcInstance,
@@ -33,7 +32,6 @@ from airflow_provider_amc.client.models import (
     OutputFormat,
     Workflow,
     WorkflowExecution,
-    normalise_status,
 )
 from airflow_provider_amc.client.settings import REGIONS, AmcSettings
 from airflow_provider_amc.client.sync import AmcClient
@@ -55,7 +53,6 @@ __all__ = [
     "OUTPUT_FORMATS",
     "OUTPUT_FORMAT_FIELD",
     "REGIONS",
-    "TERMINAL_STATUSES",
     "TIME_WINDOW_TYPES",
     "TOKEN_CACHE",
     "AmcAccount",
@@ -82,5 +79,4 @@ __all__ = [
     "TokenCache",
     "Workflow",
     "WorkflowExecution",
-    "normalise_status",
 ]

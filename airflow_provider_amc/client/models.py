@@ -1,23 +1,21 @@
-"""Pydantic models of AMC objects and of the create-execution request; status mapping.
+"""Pydantic models of AMC objects and of the create-execution request.
 
 Responses parse whether AMC returns the object flat (what production does) or wrapped in the
 envelope the OpenAPI file describes (``{"workflowExecution": {...}}``). Unknown fields are kept
-(``extra="allow"``) and unknown statuses never fail parsing.
+(``extra="allow"``) and unknown statuses never fail parsing: ``status`` is AMC's raw text, which
+:class:`airflow_provider_amc.lifecycle.AmcStatus` interprets.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import zoneinfo
-from typing import Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from airflow_provider_amc.client.settings import ValidatedInput
-
-log = logging.getLogger(__name__)
 
 #: The body field the output format is sent as. AMC's public spec does not list it (DESIGN.md §5);
 #: it is kept behind this one constant so it can be dropped (set to ``None``) in one place.
@@ -32,27 +30,7 @@ TIME_WINDOW_TYPES: Final = (
     "PREVIOUS_MONTH",
     "ALL",
 )
-#: AMC statuses after which an execution never changes again.
-TERMINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"})
-NormalisedStatus = Literal["pending", "running", "completed", "failed"]
-_STATUS_MAP: Final[dict[str, NormalisedStatus]] = {
-    "PENDING": "pending",
-    "RUNNING": "running",
-    "SUCCEEDED": "completed",
-    "FAILED": "failed",
-    "CANCELLED": "failed",
-    "REJECTED": "failed",
-}
 _AMC_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
-
-
-def normalise_status(status: str | None) -> NormalisedStatus:
-    """Map an AMC status to pending/running/completed/failed; anything unknown is "running"."""
-    normalised = _STATUS_MAP.get((status or "").upper())
-    if normalised is None:
-        log.warning("Unknown AMC execution status %r; treating it as still running", status)
-        return "running"
-    return normalised
 
 
 def unwrap(body: Any, envelope: str) -> Any:
@@ -139,7 +117,8 @@ class AdvertiserIdentifier(AmcModel):
 
 
 class WorkflowExecution(AmcModel):
-    """An AMC workflow execution (amc-api.md §3.2.2). ``status`` is AMC's raw status string."""
+    """An AMC workflow execution (amc-api.md §3.2.2). ``status`` is AMC's raw status string
+    (``lifecycle.AmcStatus.parse`` reads it)."""
 
     workflow_execution_id: str
     workflow_id: str | None = None
@@ -179,14 +158,6 @@ class WorkflowExecution(AmcModel):
     @classmethod
     def _unwrap(cls, data: Any) -> Any:
         return unwrap(data, "workflowExecution")
-
-    @property
-    def normalised_status(self) -> NormalisedStatus:
-        return normalise_status(self.status)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
 
 
 class DownloadUrls(AmcModel):

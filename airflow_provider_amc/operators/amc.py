@@ -12,15 +12,14 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_amc.client import (
-    TERMINAL_STATUSES,
     AmcServerError,
     AmcTransportError,
     CreateExecutionRequest,
     WorkflowExecution,
-    normalise_status,
 )
 from airflow_provider_amc.execution_wait import ExecutionWaitMixin
 from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.lifecycle import AmcStatus
 from airflow_provider_amc.records import DEFAULT_TABLE
 from airflow_provider_amc.time_window import AmcTimeWindow, resolve_time_window
 from airflow_provider_amc.validation import (
@@ -211,7 +210,7 @@ class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
 
     # ---- submission (at most once) ------------------------------------------------------
     def _live(self, execution: WorkflowExecution, origin: str) -> WorkflowExecution | None:
-        if execution.status in TERMINAL_STATUSES:
+        if AmcStatus.parse(execution.status).is_terminal:
             self.log.info(
                 "Execution %s (%s) ended %s; submitting a new one",
                 execution.workflow_execution_id,
@@ -237,7 +236,7 @@ class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
             for execution in self.hook.find_executions(
                 workflow_id=request.workflow_id, created_after=since, instance_id=instance_id
             )
-            if execution.status not in TERMINAL_STATUSES and same_request(execution, request)
+            if not AmcStatus.parse(execution.status).is_terminal and same_request(execution, request)
         ]
         if len(found) > 1:
             ids = ", ".join(execution.workflow_execution_id for execution in found)
@@ -321,7 +320,7 @@ class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
             execution_id,
             instance_id=instance_id,
             workflow_id=request.workflow_id,
-            status=normalise_status(amc_status),
+            status=AmcStatus.parse(amc_status).normalised,
             amc_status=amc_status,
             time_window_start=window.start,
             time_window_end=window.end,

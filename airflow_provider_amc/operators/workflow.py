@@ -20,6 +20,7 @@ from airflow_provider_amc.client import (
     WorkflowExecution,
 )
 from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.lifecycle import AmcStatus
 from airflow_provider_amc.validation import validate_identifier, validate_parameter_values
 from airflow_provider_amc.workflows import (
     ALWAYS_MANAGED,
@@ -216,7 +217,7 @@ class AmcUpsertWorkflowOperator(BaseOperator):
         execution_id = execution.workflow_execution_id
         self.log.info("Dry run %s of workflow %s submitted", execution_id, workflow_id)
         execution = self._wait_for(execution, instance_id)
-        if execution.status != "SUCCEEDED":
+        if not AmcStatus.parse(execution.status).succeeded:
             reason = execution.status_reason or "no reason given by AMC"
             raise AirflowFailException(
                 f"Dry run {execution_id} of AMC workflow {workflow_id} ended {execution.status}: {reason}"
@@ -225,7 +226,7 @@ class AmcUpsertWorkflowOperator(BaseOperator):
 
     def _wait_for(self, execution: WorkflowExecution, instance_id: str) -> WorkflowExecution:
         deadline = time.monotonic() + self.dry_run_timeout
-        while not execution.is_terminal:
+        while not AmcStatus.parse(execution.status).is_terminal:
             if time.monotonic() >= deadline:
                 raise AirflowException(
                     f"Dry run {execution.workflow_execution_id} was still {execution.status} after "

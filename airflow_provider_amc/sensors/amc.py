@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from airflow_provider_amc.client import TERMINAL_STATUSES
 from airflow_provider_amc.execution_wait import ExecutionWaitMixin
 from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.lifecycle import AmcStatus
 from airflow_provider_amc.records import DEFAULT_TABLE
 from airflow_provider_amc.validation import validate_identifier
 
@@ -94,7 +94,7 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
         self._amc_execution_id = self.execution_id
         execution = self.hook.get_execution(self.execution_id, instance_id=self.instance_id)
         self.log.info("AMC execution %s is %s", self.execution_id, execution.status)
-        if execution.status not in TERMINAL_STATUSES:
+        if not AmcStatus.parse(execution.status).is_terminal:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self.finish(context, execution, self.instance_id))
 

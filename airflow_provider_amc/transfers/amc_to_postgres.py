@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.lifecycle import AmcStatus
 from airflow_provider_amc.records import (
     DEFAULT_POSTGRES_CONN_ID,
     DEFAULT_TABLE,
@@ -148,7 +149,7 @@ class AmcToPostgresOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         execution_id, table, instance_id = self._validated()
         execution = self.hook.get_execution(execution_id, instance_id=instance_id)
-        if execution.status != "SUCCEEDED":
+        if not AmcStatus.parse(execution.status).succeeded:
             raise AirflowFailException(
                 f"AMC execution {execution_id} is {execution.status}, not SUCCEEDED: nothing to load"
             )

@@ -12,7 +12,6 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_amc.client import (
-    TERMINAL_STATUSES,
     AmcApiError,
     AmcAuthError,
     AmcConfigError,
@@ -22,6 +21,7 @@ from airflow_provider_amc.client import (
     WorkflowExecution,
 )
 from airflow_provider_amc.hooks.amc import AmcHook
+from airflow_provider_amc.lifecycle import AmcStatus
 
 #: Errors that will not go away by polling again.
 PERMANENT_ERRORS = (AmcAuthError, AmcNotFoundError, AmcConfigError)
@@ -156,8 +156,9 @@ class AmcExecutionTrigger(BaseTrigger):
                             yield self._event("error", message=f"{type(exc).__name__}: {exc}")
                             return
                     else:
-                        if execution.status in TERMINAL_STATUSES:
-                            status = "success" if execution.status == "SUCCEEDED" else "failed"
+                        amc_status = AmcStatus.parse(execution.status)
+                        if amc_status.is_terminal:
+                            status = "success" if amc_status.succeeded else "failed"
                             yield self._event(
                                 status,
                                 amc_status=execution.status,

@@ -24,8 +24,9 @@ from reliability_helpers import (
 )
 from reliability_registry import record
 
-from airflow_provider_amc.client import AmcDownloadExpiredError, AmcResponseError, normalise_status
+from airflow_provider_amc.client import AmcDownloadExpiredError, AmcResponseError
 from airflow_provider_amc.emulator.testing import EmulatorServer
+from airflow_provider_amc.lifecycle import normalise_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fast_retries")]
 

@@ -186,6 +186,14 @@ async def test_unsuccessful_end_is_a_failed_event_with_the_reason(serve: ServeFn
     assert event.payload["status_reason"] == reason
 
 
+@pytest.mark.parametrize(("amc_status", "expected"), [("succeeded", "success"), ("Cancelled", "failed")])
+async def test_statuses_are_read_case_insensitively(serve: ServeFn, amc_status: str, expected: str) -> None:
+    fake = await serve(execution("running"), execution(amc_status))
+    (event,) = await events_of(make_trigger())
+    assert event.payload["status"] == expected
+    assert fake.polls == 2
+
+
 async def test_unknown_status_keeps_polling(serve: ServeFn) -> None:
     fake = await serve(execution("VALIDATING"), execution("SUCCEEDED"))
     (event,) = await events_of(make_trigger())

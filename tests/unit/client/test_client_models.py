@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
@@ -12,13 +11,11 @@ from hypothesis import strategies as st
 
 from airflow_provider_amc.client import (
     REGIONS,
-    TERMINAL_STATUSES,
     AmcConfigError,
     CreateExecutionRequest,
     DownloadUrls,
     Workflow,
     WorkflowExecution,
-    normalise_status,
 )
 
 
@@ -72,35 +69,10 @@ def test_settings_secrets_hidden_even_in_errors() -> None:
     assert set(REGIONS) == {"NA", "EU", "FE"}
 
 
-@pytest.mark.parametrize(
-    ("status", "expected"),
-    [
-        ("PENDING", "pending"),
-        ("RUNNING", "running"),
-        ("SUCCEEDED", "completed"),
-        ("FAILED", "failed"),
-        ("CANCELLED", "failed"),
-        ("REJECTED", "failed"),
-        ("PUBLISHING", "running"),
-        (None, "running"),
-    ],
-)
-def test_status_mapping(status: str | None, expected: str) -> None:
-    assert normalise_status(status) == expected
-
-
-def test_unknown_status_is_logged(caplog: Any) -> None:
-    with caplog.at_level(logging.WARNING):
-        normalise_status("QUEUED_FOR_REVIEW")
-    assert "QUEUED_FOR_REVIEW" in caplog.text
-    assert TERMINAL_STATUSES == {"SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"}
-
-
 @given(st.text(max_size=20))
 def test_any_status_string_parses(status: str) -> None:
     execution = WorkflowExecution.model_validate({"workflowExecutionId": "e", "status": status})
-    assert execution.status == status
-    assert normalise_status(status) in {"pending", "running", "completed", "failed"}
+    assert execution.status == status  # the client keeps AMC's text; lifecycle.AmcStatus reads it
 
 
 def test_execution_snake_case_attributes_and_camel_aliases() -> None:
@@ -122,7 +94,7 @@ def test_execution_snake_case_attributes_and_camel_aliases() -> None:
     assert execution.time_window_start_original == "2024-01-20T00:00:00"
     assert execution.output_s3_uri == "s3://b/k.csv" and execution.invalidation_offset_secs == 266400
     assert execution.output_columns is not None and execution.output_columns[0].precision == 38
-    assert execution.is_terminal and execution.normalised_status == "completed"
+    assert execution.status == "SUCCEEDED"
     assert WorkflowExecution(workflow_execution_id="e", status="RUNNING").to_body() == {
         "workflowExecutionId": "e",
         "status": "RUNNING",

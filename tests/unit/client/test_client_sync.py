@@ -41,8 +41,8 @@ from airflow_provider_amc.client import (
     CreateExecutionRequest,
     TokenCache,
     Workflow,
-    normalise_status,
 )
+from airflow_provider_amc.lifecycle import normalise_status
 
 EXECUTION_URL = f"{REPORTING}/workflowExecutions/e-1"
 WF = Workflow(workflow_id="wf", sql_query="SELECT 1")
