@@ -49,7 +49,7 @@ INPUT_PARAMETERS = [
         "name": "min_impressions",
         "dataType": "LONG",
         "columnType": "METRIC",
-        "defaultValue": 0,
+        "defaultValue": "0",
         "description": "Only campaigns with at least this many impressions.",
         "displayName": "Minimum impressions",
     }

@@ -16,7 +16,14 @@ from airflow_provider_amc.emulator import (
     routes_schedules,
     routes_workflows,
 )
-from airflow_provider_amc.emulator.middleware import Gatekeeper, Receive, Scope, Send, is_admin
+from airflow_provider_amc.emulator.middleware import (
+    Gatekeeper,
+    Receive,
+    Scope,
+    Send,
+    is_admin,
+    request_id_of,
+)
 from airflow_provider_amc.emulator.responses import ApiError, error_response
 from airflow_provider_amc.emulator.state import EmulatorState
 
@@ -31,25 +38,32 @@ class EmulatorApp(FastAPI):
         await self.gatekeeper(scope, receive, send, super().__call__)
 
 
-async def _api_error(_: Request, exc: Exception) -> Response:
+def _error(request: Request, status: int, details: str, headers: dict[str, str] | None = None) -> Response:
+    """An error answer shaped for the request's path (the operation's media type and error object)."""
+    path = request.url.path
+    return error_response(status, details, headers, path=path, request_id=request_id_of(request.scope))
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.details, exc.headers)
+    return _error(request, exc.status, exc.details, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    if is_admin(request.url.path) and exc.status_code != 404:
-        return error_response(exc.status_code, str(exc.detail))
+    path = request.url.path
+    if is_admin(path) and exc.status_code != 404:
+        return _error(request, exc.status_code, str(exc.detail))
     if exc.status_code == 404:
-        detail = exc.detail if is_admin(request.url.path) and exc.detail != "Not Found" else None
-        return error_response(404, str(detail or f"Resource not found: {request.url.path}"))
+        detail = exc.detail if is_admin(path) and exc.detail != "Not Found" else None
+        return _error(request, 404, str(detail or f"Resource not found: {path}"))
     if exc.status_code == 405:
-        return error_response(405, f"Method {request.method} is not allowed on {request.url.path}")
-    return error_response(exc.status_code, str(exc.detail))
+        return _error(request, 405, f"Method {request.method} is not allowed on {path}")
+    return _error(request, exc.status_code, str(exc.detail))
 
 
-async def _unexpected(_: Request, exc: Exception) -> Response:
-    return error_response(500, f"Internal emulator error: {type(exc).__name__}")
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return _error(request, 500, f"Internal emulator error: {type(exc).__name__}")
 
 
 def create_app(state: EmulatorState | None = None) -> FastAPI:

@@ -15,6 +15,10 @@ SECOND_INSTANCE_ID: Final = "amcdemo0002"
 DEFAULT_S3_BUCKET: Final = "amc-demo-bucket"
 DEMO_WORKFLOW_ID: Final = "demo_campaign_report"
 DEMO_PARAMETER_NAME: Final = "min_impressions"
+INSTANCE_CREATION_DATETIME: Final = "2024-01-02T03:04:05Z"
+INSTANCE_AWS_ACCOUNT_ID: Final = "111122223333"
+DATA_UPLOAD_AWS_ACCOUNT_ID: Final = "444455556666"
+INSTANCE_S3_BUCKET_REGION: Final = "us-east-1"
 
 ACCESS_TOKEN_LIFETIME_SECONDS: Final = 3600
 DOWNLOAD_URL_EXPIRES_SECONDS: Final = 600
@@ -47,7 +51,7 @@ def demo_workflow() -> dict[str, Any]:
                 "name": DEMO_PARAMETER_NAME,
                 "dataType": "LONG",
                 "columnType": "METRIC",
-                "defaultValue": 0,
+                "defaultValue": "0",
                 "description": "Only campaigns with at least this many impressions.",
                 "displayName": "Minimum impressions",
             }
@@ -78,7 +82,7 @@ def seeded_data_sources() -> list[dict[str, Any]]:
                 _column("impressions", "METRIC", "LONG", "Impression count."),
             ],
             "tags": [],
-            "outputChannels": [{"channel": "DOWNLOAD", "outputAvailable": True}],
+            "outputChannels": [{"channel": {"type": "DOWNLOAD"}, "outputAvailable": True}],
         }
         for ds_id, text in spec.items()
     ]

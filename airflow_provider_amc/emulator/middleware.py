@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 from airflow_provider_amc.emulator.faults import FaultSpec
 from airflow_provider_amc.emulator.requestlog import header_summary, scrub
+from airflow_provider_amc.emulator.responses import error_body, media_type_for
 from airflow_provider_amc.emulator.state import EmulatorState
 from airflow_provider_amc.emulator.windows import utc_millis
 
@@ -33,8 +34,16 @@ HTML_PAGE: Final = (
 )
 
 
+REQUEST_ID_KEY: Final = "amc_emulator.request_id"
+
+
 def is_admin(path: str) -> bool:
     return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+def request_id_of(scope: Scope) -> str:
+    """The ``x-amz-request-id`` the :class:`Gatekeeper` gave this request ("" outside it)."""
+    return str(scope.get(REQUEST_ID_KEY, ""))
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -80,6 +89,13 @@ async def _respond(send: Send, status: int, body: bytes, content_type: str, extr
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+async def _error(send: Send, scope: Scope, status: int, details: str, extra: dict[str, str]) -> None:
+    """An API error answer with the error object and media type the spec declares for the path."""
+    path = scope["path"]
+    body = error_body(status, details, path, request_id_of(scope))
+    await _respond(send, status, body, media_type_for(path), extra)
+
+
 async def _drop_connection(send: Send) -> None:
     """Reset the TCP connection (SO_LINGER 0 + abort) without writing a response."""
     transport = getattr(getattr(send, "__self__", None), "transport", None)
@@ -93,7 +109,7 @@ async def _drop_connection(send: Send) -> None:
         await asyncio.sleep(0)
 
 
-async def _apply_fault(fault: FaultSpec, send: Send, raw_send: Send) -> int | None:
+async def _apply_fault(fault: FaultSpec, scope: Scope, send: Send, raw_send: Send) -> int | None:
     """Answer per the fault; return the status sent (``None`` for a dropped connection).
 
     ``raw_send`` is uvicorn's own ``send`` (a bound method of the connection's request cycle),
@@ -110,9 +126,8 @@ async def _apply_fault(fault: FaultSpec, send: Send, raw_send: Send) -> int | No
         await _respond(send, status, page, "text/html", {})
     else:
         details = {429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Internal Server Error")
-        body = json.dumps({"code": str(status), "details": details}).encode()
         extra = {"Retry-After": str(fault.retry_after)} if status in (429, 503) else {}
-        await _respond(send, status, body, "application/json", extra)
+        await _error(send, scope, status, details, extra)
     return status
 
 
@@ -127,6 +142,7 @@ class Gatekeeper:
             await downstream(scope, receive, send)
             return
         rid = self.state.request_id().encode()
+        scope[REQUEST_ID_KEY] = rid.decode()
         status: list[int | None] = [None]
 
         async def send_with_ids(message: Message) -> None:
@@ -177,8 +193,7 @@ class Gatekeeper:
         retry_after = throttle.admit(scope["path"]) if throttle is not None else None
         if retry_after is not None:
             entry["throttled"] = True
-            body = json.dumps({"code": "429", "details": "Too Many Requests"}).encode()
-            await _respond(send, 429, body, "application/json", {"Retry-After": str(retry_after)})
+            await _error(send, scope, 429, "Too Many Requests", {"Retry-After": str(retry_after)})
             return
         fault = self.state.faults.take(scope["method"], scope["path"])
         if fault is not None:
@@ -186,6 +201,6 @@ class Gatekeeper:
             if fault.kind == "delay":
                 await asyncio.sleep(fault.delay_seconds)
             else:
-                await _apply_fault(fault, send, raw_send)
+                await _apply_fault(fault, scope, send, raw_send)
                 return
         await downstream(scope, receive, send)

@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request, Response
 from airflow_provider_amc.emulator import defaults
 from airflow_provider_amc.emulator.api import authorize, instance_for, paged_list, state_of
 from airflow_provider_amc.emulator.responses import (
+    ACCOUNTS_TYPE,
     DATASOURCES_TYPE,
-    JSON_TYPE,
+    INSTANCES_TYPE,
     ApiError,
     vendor_json,
     wrap,
@@ -27,7 +28,7 @@ async def list_accounts(request: Request) -> Response:
         {"accountId": account, "accountName": defaults.DEFAULT_ACCOUNT_NAME, "marketplaceId": marketplace}
         for account, marketplace in accounts
     ]
-    return vendor_json({"amcAccounts": items}, JSON_TYPE)
+    return vendor_json({"amcAccounts": items}, ACCOUNTS_TYPE)
 
 
 @router.get("/amc/instances")
@@ -41,7 +42,7 @@ async def list_instances(request: Request) -> Response:
             for i in state.instances.values()
             if (i.account_id, i.marketplace_id) == (advertiser_id, marketplace_id)
         ]
-    return paged_list(request, "instances", mine, JSON_TYPE, honour_limit=False)
+    return paged_list(request, "instances", mine, INSTANCES_TYPE, honour_limit=False)
 
 
 @router.get("/amc/reporting/{instance_id}/dataSources")

@@ -39,13 +39,19 @@ class Instance:
     quota_used: dict[date, int] = field(default_factory=dict)
 
     def to_json(self, api_endpoint: str) -> dict[str, Any]:
+        """The admin spec's ``Instance`` (every required field) plus what real answers add."""
         return {
             "instanceId": self.instance_id,
             "instanceName": self.name,
             "instanceType": "STANDARD",
             "creationStatus": "COMPLETED",
+            "creationDatetime": defaults.INSTANCE_CREATION_DATETIME,
             "apiEndpoint": api_endpoint,
+            "awsAccountId": defaults.INSTANCE_AWS_ACCOUNT_ID,
+            "dataUploadAwsAccountId": defaults.DATA_UPLOAD_AWS_ACCOUNT_ID,
             "s3BucketName": self.bucket or "",
+            "s3BucketRegion": defaults.INSTANCE_S3_BUCKET_REGION,
+            "entities": [self.account_id],
             "entityId": self.account_id,
             "marketplaceId": self.marketplace_id,
         }
