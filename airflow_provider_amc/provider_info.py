@@ -97,7 +97,7 @@ def provider_info() -> dict[str, Any]:
                     },
                     "timeout": {
                         "label": "Request timeout (s)",
-                        "description": "Per-request timeout in seconds (default 30).",
+                        "description": "Total deadline of each HTTP attempt in seconds (default 30).",
                         "schema": {"type": ["number", "null"], "minimum": 1},
                     },
                     "max_attempts": {
@@ -114,6 +114,23 @@ def provider_info() -> dict[str, Any]:
                         "label": "Backoff cap (s)",
                         "description": "Longest delay between attempts (default 60).",
                         "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
+                    "verify": {
+                        "label": "TLS verification",
+                        "description": "true (default), false, or the path of a CA bundle (private CA, "
+                        "TLS-inspecting proxy). Worker and triggerer alike.",
+                        "schema": {"type": ["string", "boolean", "null"]},
+                    },
+                    "proxies": {
+                        "label": "Proxies (JSON)",
+                        "description": 'As in HttpHook/requests, e.g. {"https": "http://proxy:3128"}; '
+                        "wins over HTTPS_PROXY. Worker and triggerer alike.",
+                        "schema": {"type": ["object", "string", "null"]},
+                    },
+                    "trust_env": {
+                        "label": "Use proxy/CA environment variables",
+                        "description": "Honour HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE (default true).",
+                        "schema": {"type": ["boolean", "null"], "default": True},
                     },
                     "token_url": {
                         "label": "LwA token URL override",

@@ -21,9 +21,11 @@ from airflow_provider_amc.client.protocol import (
     Send,
     Sleep,
     TransportFailure,
+    deadline_message,
     full_jitter,
 )
 from airflow_provider_amc.client.settings import AmcSettings
+from airflow_provider_amc.client.transport import proxy_for, proxy_route, ssl_context
 
 T = TypeVar("T")
 
@@ -134,10 +136,12 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
         )
 
     async def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
-        if request.stream:  # a long download: bound each read, not the whole transfer
+        if request.stream:  # a long download: each chunk gets its own deadline (``_stream``)
             timeout = aiohttp.ClientTimeout(sock_connect=request.timeout, sock_read=request.timeout)
         else:
             timeout = aiohttp.ClientTimeout(total=request.timeout)
+        proxy = proxy_for(self.settings, request.url)
+        route = proxy_route(proxy) if proxy else None
         try:
             response = await self._http().request(
                 request.method,
@@ -146,6 +150,9 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
                 data=request.content,
                 timeout=timeout,
                 allow_redirects=False,
+                proxy=route.url if route else None,
+                proxy_headers=route.headers if route else None,
+                ssl=ssl_context(self.settings),
             )
             headers = {key.lower(): value for key, value in response.headers.items()}
             if request.stream and response.ok:
@@ -153,7 +160,11 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
             async with response:
                 return HttpResponse(response.status, headers, await response.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=not isinstance(exc, _NOT_SENT))
+            if isinstance(exc, _NOT_SENT):
+                return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=False)
+            if isinstance(exc, TimeoutError):
+                return TransportFailure(deadline_message(request.timeout), maybe_sent=True)
+            return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=True)
 
     # ---- streaming downloads ---------------------------------------------------------------------
     def iter_download(self, url: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
@@ -167,9 +178,31 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
 
     async def _stream(self, url: str, chunk_size: int) -> AsyncIterator[bytes]:
         response: aiohttp.ClientResponse = (await self._run(download_flow(self._ctx, url))).stream
+        seconds = self.settings.timeout
         async with response:
-            try:
-                async for chunk in response.content.iter_chunked(chunk_size):
-                    yield chunk
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise AmcTransportError(f"Download interrupted: {type(exc).__name__}: {exc}") from exc
+            while True:
+                try:
+                    async with asyncio.timeout(seconds):
+                        chunk = await _read_chunk(response.content, chunk_size)
+                except TimeoutError:
+                    raise AmcTransportError(
+                        f"Download interrupted: {deadline_message(seconds, chunk_size)}"
+                    ) from None
+                except aiohttp.ClientError as exc:
+                    raise AmcTransportError(f"Download interrupted: {type(exc).__name__}: {exc}") from exc
+                if not chunk:
+                    return
+                yield chunk
+
+
+async def _read_chunk(content: aiohttp.StreamReader, size: int) -> bytes:
+    """Up to ``size`` bytes: fewer only at the end of the body (same chunks as requests')."""
+    parts: list[bytes] = []
+    missing = size
+    while missing > 0:
+        part = await content.read(missing)
+        if not part:
+            break
+        parts.append(part)
+        missing -= len(part)
+    return b"".join(parts)

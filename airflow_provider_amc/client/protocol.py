@@ -120,6 +120,13 @@ class TransportFailure:
     maybe_sent: bool
 
 
+def deadline_message(seconds: float, chunk_size: int | None = None) -> str:
+    """The one wording of a total-deadline failure (both drivers)."""
+    if chunk_size is None:
+        return f"no complete answer within the total deadline of {seconds:g} s (the timeout setting)"
+    return f"less than {chunk_size} bytes arrived within {seconds:g} s (the timeout setting)"
+
+
 # ---- actions yielded to drivers ---------------------------------------------------------------
 @dataclass(frozen=True)
 class GetToken:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
@@ -81,6 +83,14 @@ class AmcSettings(ValidatedInput):
     max_attempts: int = Field(default=5, ge=1, le=20)
     backoff_base: float = Field(default=1.0, ge=0)
     backoff_max: float = Field(default=60.0, ge=0)
+    #: TLS verification: True (default CA bundle), False (off) or the path of a CA bundle file or
+    #: directory. Named and read as ``HttpHook``'s ``verify`` extra; see ``client.transport``.
+    verify: bool | str = True
+    #: Proxies by scheme (``{"https": "http://proxy:3128"}``), as ``requests``' ``proxies``.
+    proxies: dict[str, str] | None = Field(default=None, repr=False)  # may hold proxy credentials
+    #: Honour the environment's proxy variables (``HTTPS_PROXY``, ``NO_PROXY``...) and CA bundle
+    #: variables (``REQUESTS_CA_BUNDLE``), on the worker and in the triggerer alike.
+    trust_env: bool = True
 
     allowed_regions: ClassVar[tuple[str, ...]] = tuple(REGIONS)
 
@@ -113,6 +123,48 @@ class AmcSettings(ValidatedInput):
     @classmethod
     def _instance_id(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify(cls, value: Any) -> bool | str:
+        if isinstance(value, bool):
+            return value
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"verify must be true, false or the path of a CA bundle, got {value!r}")
+        flag = value.strip().lower()
+        if flag in ("true", "false"):
+            return flag == "true"
+        if not os.path.exists(value):
+            raise ValueError(f"verify names a CA bundle that does not exist: {value!r}")
+        return value
+
+    @field_validator("trust_env", mode="before")
+    @classmethod
+    def _trust_env(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        return value
+
+    @field_validator("proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> dict[str, str] | None:
+        if value is None or value == {}:
+            return None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = None
+        if not isinstance(value, dict):
+            raise ValueError('proxies must be a mapping such as {"https": "http://proxy:3128"}')
+        for scheme, proxy in value.items():
+            parts = urlsplit(str(proxy))
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"proxies[{scheme!r}] must be an http(s) proxy URL such as http://proxy:3128 "
+                    "(SOCKS proxies are not supported by the triggerer's HTTP client)"
+                )
+        return {str(k): str(v) for k, v in value.items()}
 
     @property
     def api_base_url(self) -> str:

@@ -6,11 +6,13 @@ import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
 
 from airflow_provider_amc.client.auth import TokenCache
+from airflow_provider_amc.client.deadline import Deadline, DeadlineAdapter
 from airflow_provider_amc.client.errors import AmcConfigError, AmcTransportError
 from airflow_provider_amc.client.operations import AmcOperations, SyncRunner, download_flow
 from airflow_provider_amc.client.protocol import (
@@ -21,12 +23,25 @@ from airflow_provider_amc.client.protocol import (
     Send,
     Sleep,
     TransportFailure,
+    deadline_message,
     full_jitter,
 )
 from airflow_provider_amc.client.settings import AmcSettings
+from airflow_provider_amc.client.transport import ca_bundle, proxy_for
 
 T = TypeVar("T")
 _NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)
+
+
+def _new_session() -> requests.Session:
+    """A session whose attempts obey a total deadline; proxies and the CA bundle are passed per
+    request (``client.transport``), so the environment is not consulted a second time here."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = DeadlineAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -66,7 +81,7 @@ class AmcClient(AmcOperations, SyncRunner):
     ) -> None:
         super().__init__(settings, token_cache=token_cache, jitter=jitter, on_new_token=on_new_token)
         self._owns_session = session is None
-        self._session = requests.Session() if session is None else session
+        self._session = _new_session() if session is None else session
         self._sleep = sleep
 
     def __enter__(self) -> Self:
@@ -99,23 +114,30 @@ class AmcClient(AmcOperations, SyncRunner):
         return self._seen_token(self._token_cache.get(self._token_key, lambda: self._run(self._token_flow())))
 
     def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
-        try:
-            response = self._session.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                data=request.content,
-                timeout=request.timeout,
-                stream=request.stream,
-                allow_redirects=False,
-            )
-            headers = {key.lower(): value for key, value in response.headers.items()}
-            if request.stream and response.ok:
-                return HttpResponse(response.status_code, headers, stream=response)
-            with response:
-                return HttpResponse(response.status_code, headers, response.content)
-        except requests.RequestException as exc:
-            return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=not _never_sent(exc))
+        proxy = proxy_for(self.settings, request.url)
+        with Deadline(request.timeout) as deadline:
+            try:
+                response = self._session.request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers),
+                    data=request.content,
+                    timeout=request.timeout,
+                    stream=request.stream,
+                    allow_redirects=False,
+                    proxies={urlsplit(request.url).scheme: proxy} if proxy else {},
+                    verify=ca_bundle(self.settings),
+                )
+                headers = {key.lower(): value for key, value in response.headers.items()}
+                if request.stream and response.ok:
+                    response.amc_connections = deadline.connections  # type: ignore[attr-defined]
+                    return HttpResponse(response.status_code, headers, stream=response)
+                with response:
+                    return HttpResponse(response.status_code, headers, response.content)
+            except requests.RequestException as exc:
+                if deadline.expired:
+                    return TransportFailure(deadline_message(request.timeout), maybe_sent=True)
+                return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=not _never_sent(exc))
 
     # ---- streaming downloads ---------------------------------------------------------------------
     def iter_download(self, url: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -129,8 +151,17 @@ class AmcClient(AmcOperations, SyncRunner):
 
     def _stream(self, url: str, chunk_size: int) -> Iterator[bytes]:
         response: requests.Response = self._run(download_flow(self._ctx, url)).stream
+        seconds = self.settings.timeout
         with response:
-            try:
-                yield from (chunk for chunk in response.iter_content(chunk_size) if chunk)
-            except requests.RequestException as exc:
-                raise AmcTransportError(f"Download interrupted: {type(exc).__name__}: {exc}") from exc
+            chunks = response.iter_content(chunk_size)
+            while True:
+                with Deadline(seconds, response.amc_connections) as deadline:  # type: ignore[attr-defined]
+                    try:
+                        chunk = next(chunks, None)
+                    except requests.RequestException as exc:
+                        reason = deadline_message(seconds, chunk_size) if deadline.expired else exc
+                        raise AmcTransportError(f"Download interrupted: {reason}") from None
+                if chunk is None:
+                    return
+                if chunk:
+                    yield chunk

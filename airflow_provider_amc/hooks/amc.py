@@ -17,6 +17,9 @@ extra ``region``          ``NA`` (default), ``EU`` or ``FE``: API host and LwA t
 extra ``token_url``       optional LwA token endpoint override
 extra ``instance_id``     optional default AMC instance id
 extra ``timeout``, ``max_attempts``, ``backoff_base``, ``backoff_max``  optional HTTP tuning
+extra ``verify``          ``true`` (default), ``false`` or the path of a CA bundle (file or directory)
+extra ``proxies``         ``{"https": "http://proxy:3128"}``; wins over the environment's proxies
+extra ``trust_env``       ``true`` (default): honour ``HTTPS_PROXY``/``NO_PROXY``/``REQUESTS_CA_BUNDLE``
 =================  ===========================================================================
 """
 
@@ -72,6 +75,10 @@ EXTRA_FIELDS = (
     "max_attempts",
     "backoff_base",
     "backoff_max",
+    # Proxies and TLS, named as HttpHook users know them; the same on the worker and the triggerer.
+    "verify",
+    "proxies",
+    "trust_env",
 )
 
 
