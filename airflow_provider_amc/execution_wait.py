@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow_provider_amc.client import WorkflowExecution
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.publishing import publish_completion
 from airflow_provider_amc.records import ExecutionRecords
 from airflow_provider_amc.results import ResultSummary, measure_results, object_storage_sink
 from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
@@ -124,6 +125,7 @@ class ExecutionWaitMixin:
             completed_at=datetime.now(UTC),
         )
         context["ti"].xcom_push(key="amc_output", value=metadata)
+        publish_completion(self, context, metadata)  # links, asset events, lineage
         return metadata
 
     def measure_output(self, execution_id: str, instance_id: str | None) -> ResultSummary:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+INTEGRATION = "Amazon Marketing Cloud"
+
 
 def provider_info() -> dict[str, Any]:
     from airflow_provider_amc import __version__
@@ -17,35 +19,55 @@ def provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "integrations": [
             {
-                "integration-name": "Amazon Marketing Cloud",
+                "integration-name": INTEGRATION,
                 "external-doc-url": "https://advertising.amazon.com/API/docs/en-us/guides/amazon-marketing-cloud/",
                 "tags": ["service"],
             }
         ],
         "operators": [
             {
-                "integration-name": "Amazon Marketing Cloud",
-                "python-modules": ["airflow_provider_amc.operators.amc"],
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_amc.operators.amc",
+                    "airflow_provider_amc.operators.workflow",
+                ],
             }
         ],
         "sensors": [
-            {
-                "integration-name": "Amazon Marketing Cloud",
-                "python-modules": ["airflow_provider_amc.sensors.amc"],
-            }
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_amc.sensors.amc"]}
         ],
-        "hooks": [
-            {
-                "integration-name": "Amazon Marketing Cloud",
-                "python-modules": ["airflow_provider_amc.hooks.amc"],
-            }
-        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_provider_amc.hooks.amc"]}],
         "triggers": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_amc.triggers.amc"]}
+        ],
+        "transfers": [
             {
-                "integration-name": "Amazon Marketing Cloud",
-                "python-modules": ["airflow_provider_amc.triggers.amc"],
+                "source-integration-name": INTEGRATION,
+                "target-integration-name": "PostgreSQL",
+                "python-module": "airflow_provider_amc.transfers.amc_to_postgres",
             }
         ],
+        "extra-links": [
+            "airflow_provider_amc.links.AmcExecutionLink",
+            "airflow_provider_amc.links.AmcResultsLink",
+        ],
+        "config": {
+            "amc": {
+                "description": "Settings of the Amazon Marketing Cloud provider.",
+                "options": {
+                    "default_deferrable": {
+                        "description": "Default of AmcExecutionSensor's deferrable argument. Unset: "
+                        "[operators] default_deferrable when the deployment sets it, else True "
+                        "(AMC executions run for minutes to hours; waiting in the triggerer holds no "
+                        "worker slot).",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "False",
+                        "default": None,
+                    }
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "amc",
@@ -131,6 +153,14 @@ def provider_info() -> dict[str, Any]:
                         "label": "Use proxy/CA environment variables",
                         "description": "Honour HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE (default true).",
                         "schema": {"type": ["boolean", "null"], "default": True},
+                    },
+                    "console_url_template": {
+                        "label": "Console URL template",
+                        "description": "Optional: the 'AMC execution' link's URL, e.g. "
+                        "https://…/instances/{instance_id}/executions/{execution_id}; placeholders "
+                        "{instance_id} {execution_id} {workflow_id} {advertiser_id} {marketplace_id} "
+                        "{region}. Amazon documents no console URL for an execution.",
+                        "schema": {"type": ["string", "null"]},
                     },
                     "token_url": {
                         "label": "LwA token URL override",

@@ -80,6 +80,10 @@ EXTRA_FIELDS = (
     "proxies",
     "trust_env",
 )
+#: Extras read for the UI only, not client settings: the "AMC execution" link's URL template.
+LINK_EXTRA_FIELDS = ("console_url_template",)
+#: Every extra key the hook knows (the connection form's fields).
+KNOWN_EXTRA_FIELDS = EXTRA_FIELDS + LINK_EXTRA_FIELDS
 
 
 def _extra_value(extra: Mapping[str, Any], key: str) -> Any:
@@ -194,6 +198,14 @@ class AmcHook(BaseHook):
     @property
     def default_instance_id(self) -> str | None:
         return self.settings.instance_id
+
+    @cached_property
+    def console_url_template(self) -> str | None:
+        """The connection's ``console_url_template`` extra, checked (ValueError naming the field)."""
+        from airflow_provider_amc.links import check_console_url_template
+
+        conn = self.get_connection(self.amc_conn_id)
+        return check_console_url_template(_extra_value(conn.extra_dejson, "console_url_template"))
 
     def close(self) -> None:
         if "client" in self.__dict__:

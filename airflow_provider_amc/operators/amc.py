@@ -20,6 +20,9 @@ from airflow_provider_amc.client import (
 from airflow_provider_amc.execution_wait import ExecutionWaitMixin
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.lineage import AmcLineageMixin
+from airflow_provider_amc.links import AmcExecutionLink, AmcResultsLink
+from airflow_provider_amc.publishing import publish_links
 from airflow_provider_amc.records import DEFAULT_TABLE
 from airflow_provider_amc.time_window import AmcTimeWindow, resolve_time_window
 from airflow_provider_amc.validation import (
@@ -66,7 +69,7 @@ def request_fingerprint(instance_id: str, body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
+class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperator):
     """
     Submit a run of a saved AMC workflow and return its ``workflowExecutionId``.
 
@@ -121,6 +124,7 @@ class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
     )
     template_fields_renderers = {"parameter_values": "json"}
     ui_color = "#ff9900"
+    operator_extra_links = (AmcExecutionLink(), AmcResultsLink())
 
     def __init__(
         self,
@@ -194,6 +198,7 @@ class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
                 "instance_id", self.instance_id or self.hook.default_instance_id
             )
             _ = self.records  # validates the table name before anything reaches AMC
+            _ = self.hook.console_url_template  # the link's template (connection extra)
             request = CreateExecutionRequest(
                 workflow_id=workflow_id,
                 time_window_type=window.window_type,
@@ -299,6 +304,14 @@ class AmcCreateExecutionOperator(ExecutionWaitMixin, BaseOperator):
         self.log.info("AMC execution %s is %s", execution_id, status)
         context["ti"].xcom_push(key="amc_execution_id", value=execution_id)
         self.record_submission(context, execution_id, instance_id, request, window, status)
+        publish_links(
+            self,
+            context,
+            execution_id=execution_id,
+            instance_id=instance_id,
+            workflow_id=request.workflow_id,
+            output_s3_uri=execution.output_s3_uri,
+        )
         if self.wait_for_completion:
             self.instance_id = instance_id
             self.defer_until_done(execution_id, instance_id)

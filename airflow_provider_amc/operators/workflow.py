@@ -21,6 +21,7 @@ from airflow_provider_amc.client import (
 )
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.lineage import AmcLineageMixin, ExecutionLineage
 from airflow_provider_amc.validation import validate_identifier, validate_parameter_values
 from airflow_provider_amc.workflows import (
     ALWAYS_MANAGED,
@@ -50,7 +51,7 @@ def _model_list(field: str, value: Any, model: type[InputParameter] | type[Outpu
     return items
 
 
-class AmcUpsertWorkflowOperator(BaseOperator):
+class AmcUpsertWorkflowOperator(AmcLineageMixin, BaseOperator):
     """
     Create a saved AMC workflow, or update it when its definition changed ("workflows as code").
 
@@ -186,6 +187,7 @@ class AmcUpsertWorkflowOperator(BaseOperator):
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         action = self.upsert(wanted, instance_id)
+        self.amc_lineage = ExecutionLineage(sql=wanted.sql_query)  # SQLJobFacet; dry run id below
         self.log.info("AMC workflow %s on %s: %s", wanted.workflow_id, instance_id, action)
         if self.dry_run:
             self.validate_by_dry_run(wanted.workflow_id, instance_id, dry_run_values)
@@ -216,6 +218,8 @@ class AmcUpsertWorkflowOperator(BaseOperator):
         execution = self.hook.create_execution(request, instance_id=instance_id)
         execution_id = execution.workflow_execution_id
         self.log.info("Dry run %s of workflow %s submitted", execution_id, workflow_id)
+        if self.amc_lineage is not None:
+            self.amc_lineage.execution_id = execution_id
         execution = self._wait_for(execution, instance_id)
         if not AmcStatus.parse(execution.status).succeeded:
             reason = execution.status_reason or "no reason given by AMC"

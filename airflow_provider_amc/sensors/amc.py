@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from airflow_provider_amc.config import default_deferrable
 from airflow_provider_amc.execution_wait import ExecutionWaitMixin
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.lineage import AmcLineageMixin
+from airflow_provider_amc.links import AmcExecutionLink, AmcResultsLink
+from airflow_provider_amc.publishing import publish_links
 from airflow_provider_amc.records import DEFAULT_TABLE
 from airflow_provider_amc.validation import validate_identifier
 
@@ -18,7 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
+class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator):
     """
     Wait for an AMC workflow execution to end; on success stream its result files once and publish
     the output metadata (XCom return value and the Postgres execution table).
@@ -33,7 +37,8 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
     :param table: execution table name, ``name`` or ``schema.name`` (created if missing).
     :param output_path: save the result files here (templated): a local directory or any
         object-storage URI Airflow's ``ObjectStoragePath`` understands (``s3://…``, ``file://…``).
-    :param deferrable: wait in the triggerer (default ``[amc] default_deferrable``, itself ``True``).
+    :param deferrable: wait in the triggerer; default: ``[amc] default_deferrable``, else
+        ``[operators] default_deferrable`` when the deployment sets it, else ``True``.
     :param poke_interval: seconds between status checks (default 60).
     :param max_poll_interval: when set, deferred polling backs off from ``poke_interval`` up to this.
     :param timeout: give up after this many seconds (AirflowSensorTimeout).
@@ -43,6 +48,7 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
 
     template_fields: Sequence[str] = ("execution_id", "instance_id", "amc_conn_id", "output_path", "table")
     ui_color = "#ff9900"
+    operator_extra_links = (AmcExecutionLink(), AmcResultsLink())
 
     def __init__(
         self,
@@ -53,7 +59,7 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
         postgres_conn_id: str | None = "postgres_default",
         table: str = DEFAULT_TABLE,
         output_path: str | None = None,
-        deferrable: bool = conf.getboolean("amc", "default_deferrable", fallback=True),
+        deferrable: bool | None = None,
         max_poll_interval: float | None = None,
         cancel_on_timeout: bool = False,
         cancel_on_kill: bool = True,
@@ -67,7 +73,7 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
         self.postgres_conn_id = postgres_conn_id
         self.table = table
         self.output_path = output_path
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.max_poll_interval = max_poll_interval
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
@@ -87,6 +93,7 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
             if self.instance_id or self.hook.default_instance_id:
                 validate_identifier("instance_id", self.instance_id or self.hook.default_instance_id)
             _ = self.records  # validates the table name
+            _ = self.hook.console_url_template  # the link's template (connection extra)
         except ValueError as exc:
             raise AirflowFailException(f"Invalid AmcExecutionSensor input: {exc}") from exc
 
@@ -94,6 +101,16 @@ class AmcExecutionSensor(ExecutionWaitMixin, BaseSensorOperator):
         self._amc_execution_id = self.execution_id
         execution = self.hook.get_execution(self.execution_id, instance_id=self.instance_id)
         self.log.info("AMC execution %s is %s", self.execution_id, execution.status)
+        if not getattr(self, "_amc_links_published", False):
+            publish_links(
+                self,
+                context,
+                execution_id=self.execution_id,
+                instance_id=self.instance_id,
+                workflow_id=execution.workflow_id,
+                output_s3_uri=execution.output_s3_uri,
+            )
+            self._amc_links_published = True
         if not AmcStatus.parse(execution.status).is_terminal:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self.finish(context, execution, self.instance_id))

@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_amc.assets import publish_asset_events
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.lineage import (
+    AmcLineageMixin,
+    ExecutionLineage,
+    LineageColumn,
+    LineageDataset,
+    postgres_table_dataset,
+    s3_dataset_name,
+)
 from airflow_provider_amc.records import (
     DEFAULT_POSTGRES_CONN_ID,
     DEFAULT_TABLE,
@@ -20,7 +29,7 @@ from airflow_provider_amc.records import (
 )
 from airflow_provider_amc.results import location_of
 from airflow_provider_amc.transfers.postgres_load import ResultLoadError, load_execution
-from airflow_provider_amc.transfers.postgres_types import table_columns
+from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, table_columns
 from airflow_provider_amc.validation import validate_identifier
 
 if TYPE_CHECKING:
@@ -59,7 +68,7 @@ def iter_saved_parts(source_path: str) -> Iterator[tuple[str, Iterator[bytes]]]:
         yield file.name, _read_chunks(file)
 
 
-class AmcToPostgresOperator(BaseOperator):
+class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     """
     Load the result of a SUCCEEDED AMC execution into a Postgres table with ``COPY``.
 
@@ -174,7 +183,40 @@ class AmcToPostgresOperator(BaseOperator):
                 raise AirflowFailException(f"AMC execution {execution_id}: {exc}") from exc
         qualified = ".".join(table)
         self.log.info("Loaded %d rows of AMC execution %s into %s", rows, execution_id, qualified)
+        self.amc_lineage = self.load_lineage(execution_id, execution.output_s3_uri, table, columns, rows)
+        extra = {
+            "execution_id": execution_id,
+            "instance_id": instance_id,
+            "workflow_id": execution.workflow_id,
+            "time_window": {
+                "start": execution.time_window_start_original,
+                "end": execution.time_window_end_original,
+                "time_zone": execution.time_window_time_zone_original,
+            },
+            "output_s3_uri": execution.output_s3_uri,
+            "table": qualified,
+            "row_count": rows,
+        }
+        publish_asset_events(self.outlets, context, extra)
         return {"table": qualified, "execution_id": execution_id, "rows": rows}
+
+    def load_lineage(
+        self,
+        execution_id: str,
+        output_s3_uri: str | None,
+        table: tuple[str, ...],
+        columns: list[Any],
+        rows: int,
+    ) -> ExecutionLineage:
+        """Input: the execution's S3 result location (when AMC has one); output: the loaded table."""
+        named = s3_dataset_name(output_s3_uri)
+        schema = [LineageColumn(EXECUTION_ID_COLUMN, "text")]
+        schema += [LineageColumn(column.name, column.pg_type) for column in columns]
+        return ExecutionLineage(
+            execution_id=execution_id,
+            inputs=[LineageDataset(namespace=named[0], name=named[1])] if named else [],
+            outputs=[postgres_table_dataset(self.postgres_conn_id, table, schema, rows)],
+        )
 
 
 __all__ = ["AmcToPostgresOperator", "iter_saved_parts"]
