@@ -76,6 +76,24 @@ class AmcTimeWindow:
         }
 
 
+#: AMC instances keep about 13 months of data (amc-api.md §6 "Retention"); AMC documents no maximum
+#: EXPLICIT window length, so a longer window is warned about, not refused.
+RETENTION_DAYS = 396
+
+
+def window_length_warning(window: AmcTimeWindow) -> str | None:
+    """A warning when an EXPLICIT window is longer than AMC's ~13-month data retention, else None."""
+    if window.window_type != EXPLICIT or window.start is None or window.end is None:
+        return None
+    days = (datetime.fromisoformat(window.end) - datetime.fromisoformat(window.start)).total_seconds() / 86400
+    if days <= RETENTION_DAYS:
+        return None
+    return (
+        f"The window [{window.start}, {window.end}) spans {days:.0f} days: AMC keeps about 13 months of "
+        "data, so the older part will be empty, and very long windows may time out on some datasets"
+    )
+
+
 def _given(value: Any) -> bool:
     """Templates render a missing value as ``""``: treat it like ``None``."""
     return not (value is None or (isinstance(value, str) and not value.strip()))

@@ -9,8 +9,13 @@
 - Schedule: ``CronDataIntervalTimetable`` at local midnight, so every run has a real one-day data
   interval ``[day 00:00, next day 00:00)`` in ``AMC_TIME_ZONE`` (a bare cron string would give
   zero-length intervals in Airflow 3.3). The AMC window is that interval, end exclusive.
-- Backfills: ``airflow backfill create --dag-id amc_daily_report --from-date 2026-01-01 --to-date
-  2026-01-31 --max-active-runs 3``: each run queries exactly its own day.
+- Backfills: ``airflow dags unpause amc_daily_report`` first (example DAGs start paused, and a
+  backfill of a paused DAG stays queued without a message), then ``airflow backfill create --dag-id
+  amc_daily_report --from-date 2026-01-01T00:00:00-05:00 --to-date 2026-01-31T00:00:00-05:00
+  --max-active-runs 3``: each run queries exactly its own New York day. A bare ``2026-01-01`` means
+  UTC midnight, i.e. 19:00 the day before in New York, so the first New York day is skipped.
+- Asset: ``wait_for_execution`` updates the asset ``amc://<instance>/<workflow>``; its events carry the
+  execution id, window, row count, size and output location (see ``amc_report_consumer``).
 - Concurrency: AMC runs at most 10 executions per instance at once, so the AMC tasks use the pool
   ``amc_<instance_id>`` (create it with ``--include-deferred`` and 10 slots: a deferred sensor
   keeps its slot while its execution runs), and ``max_active_runs`` keeps a long backfill queued
@@ -28,7 +33,7 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 
 from airflow_provider_amc.operators.amc import AmcCreateExecutionOperator
 from airflow_provider_amc.operators.workflow import AmcUpsertWorkflowOperator
@@ -54,6 +59,9 @@ INPUT_PARAMETERS = [
         "displayName": "Minimum impressions",
     }
 ]
+#: The daily report as an Airflow asset: each successful day's wait task emits an event whose extra
+#: holds the execution's metadata; ``amc_report_consumer`` is scheduled on it.
+DAILY_REPORT = Asset(f"amc://{INSTANCE_ID}/{WORKFLOW_ID}", name="amc_daily_report")
 SAVED_RESULTS = (OUTPUT_PATH + "/{{ dag.dag_id }}/{{ ds }}") if OUTPUT_PATH else None
 
 with DAG(
@@ -81,6 +89,7 @@ with DAG(
         poke_interval=POKE_INTERVAL,
         timeout=int(timedelta(hours=12).total_seconds()),
         output_path=SAVED_RESULTS,
+        outlets=[DAILY_REPORT],
     )
 
     if WORKFLOW_SQL_FILE:

@@ -1,10 +1,14 @@
 """Manual AMC report: trigger a one-off run from the Airflow UI (or the REST API) with Params.
 
-The trigger form shows every field with a title and a description; values are checked against their
-JSON schema at trigger time (an unknown output format or time zone type is refused before a run is
-created). Relations between fields that JSON schema cannot express (the end must come after the
-start) are checked by the submit task before any AMC call, and the run fails with a message naming
-the field.
+The trigger form shows every field with a title, a description and example values; the time zone
+and the output format are drop-downs (every IANA zone; CSV or PARQUET). Values are checked against
+their JSON schema at trigger time (an unknown output format or time zone, an instance id with a
+space, a window bound too short to be a date are refused before a run is created). What JSON schema
+cannot express — that a bound is a real date or time, that the end comes after the start — is
+checked by the submit task before any AMC call, and the run fails with a message naming the field.
+
+Window length: AMC documents no maximum for an EXPLICIT window; instances keep about 13 months of
+data (amc-api.md §6), so a longer window is logged as a warning by the submit task, not refused.
 
 REST API example::
 
@@ -17,6 +21,7 @@ REST API example::
 from __future__ import annotations
 
 import os
+import zoneinfo
 
 import pendulum
 from airflow.sdk import DAG, Param
@@ -26,8 +31,10 @@ from airflow_provider_amc.sensors.amc import AmcExecutionSensor
 from airflow_provider_amc.time_window import TIME_WINDOW_TYPES
 from airflow_provider_amc.validation import OUTPUT_FORMATS
 
-#: AMC's local time format (date-only is accepted too; the operator completes it to midnight).
-WINDOW_BOUND_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$"
+#: Every IANA zone this Python knows: the time zone drop-down.
+TIME_ZONES = sorted(zoneinfo.available_timezones())
+#: Shown under the window fields as suggestions (a bound is a local date or date and time).
+WINDOW_EXAMPLES = ["2026-01-01", "2026-01-01T06:00:00", "2026-01-08"]
 AMC_ID_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
 
 with DAG(
@@ -55,24 +62,30 @@ with DAG(
         "time_window_start": Param(
             None,
             type=["null", "string"],
-            pattern=WINDOW_BOUND_PATTERN,
+            minLength=10,
+            maxLength=19,
+            examples=WINDOW_EXAMPLES,
             title="Window start",
-            description="Local time in the chosen time zone, YYYY-MM-DDTHH:MM:SS (or YYYY-MM-DD). "
-            "Leave both bounds empty for the last 7 days ending at midnight.",
+            description="First moment of the window, local time in the chosen time zone: a date such as "
+            "2026-01-01 (midnight) or a date and time such as 2026-01-01T06:00:00. Leave both bounds "
+            "empty for the last 7 days ending at midnight.",
         ),
         "time_window_end": Param(
             None,
             type=["null", "string"],
-            pattern=WINDOW_BOUND_PATTERN,
+            minLength=10,
+            maxLength=19,
+            examples=WINDOW_EXAMPLES,
             title="Window end (exclusive)",
-            description="Local time in the chosen time zone; the window ends just before it.",
+            description="The window ends just before this local time, e.g. 2026-01-08 for the seven days "
+            "1-7 January. AMC keeps about 13 months of data: a longer window is logged as a warning.",
         ),
         "time_window_time_zone": Param(
             "UTC",
             type="string",
-            minLength=1,
+            enum=TIME_ZONES,
             title="Time zone",
-            description="IANA time zone of the window, e.g. UTC, America/New_York, Europe/Berlin.",
+            description="IANA time zone of the window bounds, e.g. UTC, America/New_York, Europe/Berlin.",
         ),
         "time_window_type": Param(
             "EXPLICIT",
@@ -92,7 +105,8 @@ with DAG(
             {},
             type="object",
             title="Parameter values",
-            description="Values for the workflow's declared input parameters, as a JSON object.",
+            description="Values for the workflow's declared input parameters, as a JSON object, "
+            'e.g. {"min_impressions": 100}.',
         ),
     },
 ) as dag:

@@ -24,7 +24,7 @@ from airflow_provider_amc.lineage import AmcLineageMixin
 from airflow_provider_amc.links import AmcExecutionLink, AmcResultsLink
 from airflow_provider_amc.publishing import publish_links
 from airflow_provider_amc.records import DEFAULT_TABLE
-from airflow_provider_amc.time_window import AmcTimeWindow, resolve_time_window
+from airflow_provider_amc.time_window import AmcTimeWindow, resolve_time_window, window_length_warning
 from airflow_provider_amc.validation import (
     OUTPUT_FORMATS,
     validate_identifier,
@@ -194,6 +194,8 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
             output_format = validate_output_format(self.output_format)
             parameter_values = validate_parameter_values(self.parameter_values)
             window = self.resolve_window(context)
+            if warning := window_length_warning(window):
+                self.log.warning("%s", warning)
             instance_id = validate_identifier(
                 "instance_id", self.instance_id or self.hook.default_instance_id
             )

@@ -153,3 +153,54 @@ def test_test_connection_reports_bad_secret(fresh_install: tuple[Path, dict[str,
 def test_running_python_is_not_the_fresh_one(fresh_install: tuple[Path, dict[str, str]]) -> None:
     python, _ = fresh_install
     assert Path(sys.executable).resolve() != python.resolve()
+
+
+# ---- without the [openlineage] extra -----------------------------------------------------------
+NO_LINEAGE_DAG = """
+import pendulum
+from airflow.sdk import DAG, Asset
+from airflow_provider_amc.operators.amc import AmcCreateExecutionOperator
+
+with DAG("amc_no_lineage", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+    AmcCreateExecutionOperator(
+        task_id="run", workflow_id="demo_campaign_report", time_window_type="ALL",
+        postgres_conn_id=None, wait_for_completion=True, poll_interval=1,
+        outlets=[Asset("amc://amcdemo0001/demo_campaign_report")],
+    )
+"""
+
+
+def test_runs_unchanged_without_openlineage(fresh_install: tuple[Path, dict[str, str]], emulator) -> None:
+    """The wheel without extras: no OpenLineage anywhere, yet a deferred run with an asset outlet
+    completes (links, asset extra and lineage bookkeeping run; nothing imports OpenLineage)."""
+    python, env = fresh_install
+    probe = run(
+        [
+            str(python),
+            "-c",
+            "import importlib.util as u, sys;"
+            "import airflow_provider_amc.operators.amc, airflow_provider_amc.sensors.amc,"
+            " airflow_provider_amc.transfers.amc_to_postgres, airflow_provider_amc.operators.workflow;"
+            "print(u.find_spec('openlineage') is None, u.find_spec('airflow.providers.openlineage') is None,"
+            " any(m.startswith('openlineage') for m in sys.modules))",
+        ],
+        env,
+    )
+    assert probe.split() == ["True", "True", "False"], probe
+    airflow = str(python.parent / "airflow")
+    run([airflow, "db", "migrate"], env)
+    links = run([airflow, "providers", "links", "--output", "json"], env)
+    assert {"airflow_provider_amc.links.AmcExecutionLink", "airflow_provider_amc.links.AmcResultsLink"} <= {
+        entry["extra_link_class_name"] for entry in json.loads(links)
+    }
+    dags = Path(env["AIRFLOW_HOME"]) / "dags-no-lineage"
+    dags.mkdir(exist_ok=True)
+    (dags / "amc_no_lineage.py").write_text(NO_LINEAGE_DAG)
+    emulator.admin.script("demo_campaign_report", pending_seconds=1, running_seconds=1)
+    conn = defaults.airflow_connection(emulator.url)
+    out = run(
+        [airflow, "dags", "test", "amc_no_lineage"],
+        {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "AIRFLOW_CONN_AMC_DEFAULT": json.dumps(conn)},
+    )
+    assert "Asset event extra set on 1 outlet(s)" in out, out[-3000:]
+    assert "state=success" in out or "success" in out.lower(), out[-3000:]

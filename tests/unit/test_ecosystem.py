@@ -206,3 +206,18 @@ def test_only_asset_outlets_get_the_extra() -> None:
 def test_no_outlets_touch_nothing() -> None:
     assert publish_asset_events(None, {}, {"x": 1}) == 0  # type: ignore[arg-type]
     assert publish_asset_events([], {}, {"x": 1}) == 0  # type: ignore[arg-type]
+
+
+# ---- window length ------------------------------------------------------------------------------
+def test_windows_longer_than_retention_are_warned_about_not_refused() -> None:
+    from airflow_provider_amc.time_window import AmcTimeWindow, window_length_warning
+
+    assert (
+        window_length_warning(AmcTimeWindow("EXPLICIT", "UTC", "2025-01-01T00:00:00", "2026-01-31T00:00:00"))
+        is None
+    )
+    long = window_length_warning(
+        AmcTimeWindow("EXPLICIT", "UTC", "2025-01-01T00:00:00", "2026-02-02T00:00:00")
+    )
+    assert long is not None and "397 days" in long and "13 months" in long
+    assert window_length_warning(AmcTimeWindow("ALL", "UTC")) is None
