@@ -61,7 +61,7 @@ INPUT_PARAMETERS = [
 ]
 #: The daily report as an Airflow asset: each successful day's wait task emits an event whose extra
 #: holds the execution's metadata; ``amc_report_consumer`` is scheduled on it.
-DAILY_REPORT = Asset(f"amc://{INSTANCE_ID}/{WORKFLOW_ID}", name="amc_daily_report")
+DAILY_REPORT = Asset(name="amc_daily_report", uri=f"amc://{INSTANCE_ID}/{WORKFLOW_ID}")
 SAVED_RESULTS = (OUTPUT_PATH + "/{{ dag.dag_id }}/{{ ds }}") if OUTPUT_PATH else None
 
 with DAG(

@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, task
 
 INSTANCE_ID = os.environ.get("AMC_INSTANCE_ID", "amcdemo0001")
 WORKFLOW_ID = os.environ.get("AMC_WORKFLOW_ID", "demo_campaign_report")
-DAILY_REPORT = Asset(f"amc://{INSTANCE_ID}/{WORKFLOW_ID}", name="amc_daily_report")
+DAILY_REPORT = Asset(name="amc_daily_report", uri=f"amc://{INSTANCE_ID}/{WORKFLOW_ID}")
 
 with DAG(
     dag_id="amc_report_consumer",
