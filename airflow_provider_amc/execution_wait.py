@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,16 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from airflow_provider_amc.client import WorkflowExecution
 from airflow_provider_amc.hooks.amc import AmcHook
-from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.lifecycle import (
+    AmcStatus,
+    ExecutionEvent,
+    Submission,
+    amc_instant,
+    completed_at,
+    executed_identity,
+    reported_window,
+    window_view,
+)
 from airflow_provider_amc.publishing import publish_completion
 from airflow_provider_amc.records import ExecutionRecords
 from airflow_provider_amc.results import ResultSummary, measure_results, object_storage_sink
@@ -26,8 +35,6 @@ from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-EVENT_STATUSES = ("success", "failed", "timeout", "error")
 
 
 class AmcExecutionFailed(AirflowFailException):
@@ -61,8 +68,11 @@ class ExecutionWaitMixin:
         return ExecutionRecords(postgres_conn_id=self.postgres_conn_id, table=self.table)
 
     # ---- deferral -----------------------------------------------------------------------
-    def defer_until_done(self, execution_id: str, instance_id: str | None) -> None:
-        """Hand the waiting to the triggerer (raises ``TaskDeferred``)."""
+    def defer_until_done(
+        self, execution_id: str, instance_id: str | None, submission: Submission | None = None
+    ) -> None:
+        """Hand the waiting to the triggerer (raises ``TaskDeferred``); the trigger carries the
+        ``submission`` (when this task made it) back to :meth:`execute_complete`."""
         end_time = None if self.wait_timeout is None else time.time() + self.wait_timeout
         self._amc_execution_id = execution_id
         self.defer(  # type: ignore[attr-defined]
@@ -76,6 +86,7 @@ class ExecutionWaitMixin:
                 end_time=end_time,
                 cancel_on_kill=self.cancel_on_kill,
                 first_poll_delay=self.poll_interval,
+                submission=submission.as_dict() if submission is not None else None,
             ),
             method_name="execute_complete",
             # Backstop only: the trigger enforces the absolute deadline itself.
@@ -84,17 +95,18 @@ class ExecutionWaitMixin:
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume on the worker with the trigger's event."""
-        if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
-            raise AirflowException(f"Unexpected event from AmcExecutionTrigger: {event!r}")
-        execution_id = str(event.get("execution_id"))
-        instance_id = event.get("instance_id") or self.instance_id
+        try:
+            parsed = ExecutionEvent.parse(event)
+        except ValueError as exc:
+            raise AirflowException(f"Unexpected event from AmcExecutionTrigger: {exc}") from exc
+        execution_id = parsed.execution_id
+        instance_id = parsed.instance_id or self.instance_id
         self._amc_execution_id = execution_id
-        if event["status"] == "timeout":
-            self.handle_timeout(execution_id, instance_id, str(event.get("message")))
-        if event["status"] == "error":
-            raise AirflowException(f"Waiting for AMC execution {execution_id} failed: {event.get('message')}")
-        execution = WorkflowExecution.model_validate(event["execution"])
-        return self.finish(context, execution, instance_id)
+        if parsed.status == "timeout":
+            self.handle_timeout(execution_id, instance_id, str(parsed.message))
+        if parsed.status == "error":
+            raise AirflowException(f"Waiting for AMC execution {execution_id} failed: {parsed.message}")
+        return self.finish(context, parsed.workflow_execution(), instance_id, parsed.submission)
 
     def handle_timeout(self, execution_id: str, instance_id: str | None, message: str) -> None:
         """Cancel the AMC run when configured, then fail as a sensor timeout."""
@@ -104,25 +116,33 @@ class ExecutionWaitMixin:
 
     # ---- completion (worker) ------------------------------------------------------------
     def finish(
-        self, context: Context, execution: WorkflowExecution, instance_id: str | None
+        self,
+        context: Context,
+        execution: WorkflowExecution,
+        instance_id: str | None,
+        submission: Submission | None = None,
     ) -> dict[str, Any]:
-        """Terminal execution: record it; on success measure the output and return the metadata."""
+        """Terminal execution: record it; on success measure the output and return the metadata.
+
+        The metadata is built from AMC's answer, the measured files and the ``submission`` (when
+        this task made it), never from the execution table: it is the same with or without one.
+        """
         execution_id = execution.workflow_execution_id
         if not AmcStatus.parse(execution.status).succeeded:
             reason = execution.status_reason or "no reason given by AMC"
-            self._record(execution_id, execution, status_reason=reason, completed_at=datetime.now(UTC))
+            self._record(execution_id, execution, submission, status_reason=reason)
             raise AmcExecutionFailed(f"AMC execution {execution_id} ended {execution.status}: {reason}")
         summary = self.measure_output(execution_id, instance_id)
-        metadata = self.output_metadata(execution, instance_id, summary)
+        metadata = self.output_metadata(execution, instance_id, summary, submission)
         self._record(
             execution_id,
             execution,
+            submission,
             output_location=metadata["output_location"],
             row_count=summary.row_count,
             size_bytes=summary.size_bytes,
             output_columns=metadata["output_columns"],
-            output_format=summary.output_format,
-            completed_at=datetime.now(UTC),
+            output_format=metadata["output_format"],
         )
         context["ti"].xcom_push(key="amc_output", value=metadata)
         publish_completion(self, context, metadata)  # links, asset events, lineage
@@ -135,11 +155,13 @@ class ExecutionWaitMixin:
         return measure_results(parts, save_to=save_to, output_path=self.output_path)
 
     def output_metadata(
-        self, execution: WorkflowExecution, instance_id: str | None, summary: ResultSummary
+        self,
+        execution: WorkflowExecution,
+        instance_id: str | None,
+        summary: ResultSummary,
+        submission: Submission | None = None,
     ) -> dict[str, Any]:
         """The XCom / record view of a finished execution (JSON-native)."""
-        record = self.records.get(execution.workflow_execution_id) if self.records else None
-        record = record or {}
         return {
             "execution_id": execution.workflow_execution_id,
             "instance_id": instance_id or self.hook.default_instance_id,
@@ -150,29 +172,46 @@ class ExecutionWaitMixin:
             "output_s3_uri": execution.output_s3_uri,
             "row_count": summary.row_count,
             "size_bytes": summary.size_bytes,
-            "output_format": summary.output_format or record.get("output_format"),
+            "output_format": summary.output_format or (submission.output_format if submission else None),
             "output_columns": [
                 column.model_dump(mode="json", by_alias=True, exclude_none=True)
                 for column in execution.output_columns or []
             ],
             "files": [file.as_dict() for file in summary.files],
-            "time_window": {
-                "start": execution.time_window_start_original or record.get("time_window_start"),
-                "end": execution.time_window_end_original or record.get("time_window_end"),
-                "time_zone": execution.time_window_time_zone_original or record.get("time_window_time_zone"),
-                "type": record.get("time_window_type"),
-            },
+            "time_window": window_view(submission, execution),
         }
 
-    def _record(self, execution_id: str, execution: WorkflowExecution, **fields: Any) -> None:
+    def _record(
+        self,
+        execution_id: str,
+        execution: WorkflowExecution,
+        submission: Submission | None,
+        **fields: Any,
+    ) -> None:
+        """Update the row with what AMC says now: status, the window it ran, when it finished
+        (AMC's time: re-measuring never moves it) and the request key once the window is known."""
         if self.records is None:
             return
+        instance_id = (submission.instance_id if submission else None) or self.instance_id
+        instance_id = instance_id or self.hook.default_instance_id
+        start_utc, end_utc = reported_window(execution)
+        identity_format = (submission.output_format if submission else None) or fields.get("output_format")
+        identity = executed_identity(instance_id or "", execution, identity_format)
+        if identity.resolved and identity_format and instance_id:
+            fields["request_key"] = identity.key
+        known = {  # what AMC said; a missing field never erases what an earlier write knew
+            "window_start_utc": amc_instant(start_utc),
+            "window_end_utc": amc_instant(end_utc),
+            "amc_created_at": amc_instant(execution.create_time),
+            "completed_at": completed_at(execution),
+        }
         self.records.upsert(
             execution_id,
-            instance_id=self.instance_id or self.hook.default_instance_id,
+            instance_id=instance_id,
             workflow_id=execution.workflow_id,
             status=AmcStatus.parse(execution.status).normalised,
             amc_status=execution.status,
+            **{name: value for name, value in known.items() if value is not None},
             **fields,
         )
 

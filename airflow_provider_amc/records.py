@@ -1,9 +1,15 @@
 """The Postgres execution table: one row per AMC execution, keyed by ``execution_id``.
 
 The operator writes the row at submission and the sensor updates it on completion. Every write is
-an idempotent partial upsert (``PostgresHook.insert_rows(..., replace=True,
-replace_index=["execution_id"])``) that touches only the columns it is given, so a later update
-keeps the submitter's ``dag_id``/``run_id``/``created_at``. The table is created on first use.
+an idempotent partial upsert (``INSERT … ON CONFLICT (execution_id) DO UPDATE``) that touches only
+the columns it is given. The owner (``dag_id``, ``run_id``, ``task_id``, ``map_index``,
+``try_number``) is written once, by the first write that names one, and never reassigned. The
+table is created on first use; columns added by later versions are added to an existing table.
+
+The table is written, never read back to build results: XCom comes from the ``Submission`` and
+AMC's answer. It is read for two decisions only: which task instance owns an execution (a
+lost-submission lookup never adopts another's), and which executions of the same request a load
+replaces (``request_key``, ``amc_created_at``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ COLUMNS: dict[str, str] = {
     "time_window_end": "text",
     "time_window_time_zone": "text",
     "time_window_type": "text",
+    "window_start_utc": "timestamptz",  # the window as AMC ran it (relative windows resolved)
+    "window_end_utc": "timestamptz",
+    "request_key": "text",  # lifecycle.RequestIdentity.key (NULL until the window is resolved)
+    "amc_created_at": "timestamptz",  # AMC's createTime: "newest" means this
     "output_format": "text",
     "parameter_values": "jsonb",
     "output_location": "text",
@@ -56,6 +66,30 @@ COLUMNS: dict[str, str] = {
 JSON_COLUMNS = frozenset(name for name, kind in COLUMNS.items() if kind == "jsonb")
 #: Columns the caller may set; the key is the positional argument, the timestamps are managed here.
 WRITABLE_COLUMNS = tuple(name for name in COLUMNS if name not in {"execution_id", "created_at", "updated_at"})
+#: Who submitted the execution: written once, never reassigned.
+OWNER_COLUMNS = ("dag_id", "run_id", "task_id", "map_index", "try_number")
+#: The owner columns that name a task instance (``try_number`` only says which try submitted).
+TASK_INSTANCE_COLUMNS = OWNER_COLUMNS[:4]
+
+
+class ExecutionOwnedElsewhere(ValueError):
+    """The execution is recorded as submitted by another task instance."""
+
+    def __init__(self, execution_id: str, owner: Mapping[str, Any]) -> None:
+        super().__init__(
+            f"AMC execution {execution_id} belongs to another task instance ({describe_owner(owner)}); "
+            "it is not taken over"
+        )
+        self.execution_id = execution_id
+        self.owner = dict(owner)
+
+
+def describe_owner(owner: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name}={owner.get(name)!r}" for name in TASK_INSTANCE_COLUMNS)
+
+
+def same_task_instance(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
+    return all(first.get(name) == second.get(name) for name in TASK_INSTANCE_COLUMNS)
 
 
 def parse_table_name(table: Any) -> tuple[str, ...]:
@@ -64,6 +98,15 @@ def parse_table_name(table: Any) -> tuple[str, ...]:
     if not 1 <= len(parts) <= 2 or not all(TABLE_PART_PATTERN.fullmatch(part) for part in parts):
         raise ValueError(f"table {table!r} is not a valid table name: use {TABLE_RULE}")
     return parts
+
+
+def _request_index_sql(table: sql.Identifier, parts: tuple[str, ...]) -> sql.Composed:
+    from psycopg import sql
+
+    index = f"{parts[-1][:40]}_request_key_idx"
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} (request_key, amc_created_at)").format(
+        sql.Identifier(index), table
+    )
 
 
 def _create_table_sql(table: sql.Identifier) -> sql.Composed:
@@ -132,9 +175,46 @@ class ExecutionRecords:
         rows = self._query(sql.SQL("SELECT to_regclass(%s) IS NOT NULL AS present"), (self.quoted_table,))
         return bool(rows[0]["present"])
 
+    def _missing_columns(self) -> list[str]:
+        """Columns of :data:`COLUMNS` an existing table lacks (it was created by an older version)."""
+        from psycopg import sql
+
+        rows = self._query(
+            sql.SQL(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+                "AND NOT attisdropped"
+            ),
+            (self.quoted_table,),
+        )
+        present = {row["attname"] for row in rows}
+        return [name for name in COLUMNS if name not in present]
+
+    def _add_columns(self, missing: list[str]) -> None:
+        from psycopg import sql
+
+        conn = self.hook.get_conn()
+        try:
+            with conn.cursor() as cur:
+                for name in missing:  # kinds are the constants above; none is NOT NULL without default
+                    cur.execute(
+                        sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                            self._identifier, sql.Identifier(name), sql.SQL(COLUMNS[name])
+                        )
+                    )
+                cur.execute(_request_index_sql(self._identifier, self._parts))
+            conn.commit()
+        finally:
+            conn.close()
+
     def ensure_table(self) -> None:
-        """Create the table if it does not exist (idempotent, safe when several workers race)."""
-        if self._ready or self.table_exists():
+        """Create the table if it does not exist (idempotent, safe when several workers race);
+        add the columns an older version's table lacks."""
+        if self._ready:
+            return
+        if self.table_exists():
+            missing = self._missing_columns()
+            if missing:
+                self._add_columns(missing)
             self._ready = True
             return
         from psycopg import sql
@@ -147,6 +227,7 @@ class ExecutionRecords:
             with conn.cursor() as cur:
                 cur.execute(lock, (f"airflow_provider_amc:{self.quoted_table}",))
                 cur.execute(_create_table_sql(self._identifier))
+                cur.execute(_request_index_sql(self._identifier, self._parts))
             conn.commit()
         finally:
             conn.close()
@@ -173,20 +254,82 @@ class ExecutionRecords:
             return Jsonb(value)
         return value
 
-    def upsert(self, execution_id: str, **fields: Any) -> None:
-        """Insert the row or update only ``fields`` (and ``updated_at``) of the existing one."""
+    def upsert(self, execution_id: str, **fields: Any) -> dict[str, Any]:
+        """Insert the row or update only ``fields`` (and ``updated_at``) of the existing one.
+
+        Owner columns are set only while the row has no owner (never reassigned), or when the row
+        is of another execution that had the same id (``amc_created_at`` differs: an emulator
+        restarted with the same seed) or predates owner tracking (no ``amc_created_at``). Returns
+        the row's owner after the write (``dag_id`` … ``try_number``; ``None`` values when unowned).
+        """
         if not isinstance(execution_id, str) or not execution_id:
             raise ValueError(f"execution_id must be a non-empty string, got {execution_id!r}")
         self._check_fields(fields)
         self.ensure_table()
+        from psycopg import sql
+
         values = {**fields, "updated_at": datetime.now(UTC)}
-        self.hook.insert_rows(  # type: ignore[no-untyped-call]
-            self.quoted_table,
-            [(execution_id, *(self._cell(name, value) for name, value in values.items()))],
-            target_fields=["execution_id", *values],
-            replace=True,
-            replace_index=["execution_id"],
+        names = ["execution_id", *values]
+        unowned = "{table}.dag_id IS NULL"
+        if "amc_created_at" in values:
+            unowned += (
+                " OR {table}.amc_created_at IS NULL OR {table}.amc_created_at <> EXCLUDED.amc_created_at"
+            )
+        updates = [
+            sql.SQL(f"{{name}} = CASE WHEN {unowned} THEN EXCLUDED.{{name}} ELSE {{table}}.{{name}} END")
+            if name in OWNER_COLUMNS
+            else sql.SQL("{name} = EXCLUDED.{name}")
+            for name in values
+        ]
+        target = sql.Identifier(self._parts[-1])
+        query = sql.SQL(
+            "INSERT INTO {table} AS {alias} ({names}) VALUES ({placeholders}) "
+            "ON CONFLICT (execution_id) DO UPDATE SET {updates} RETURNING {owner}"
+        ).format(
+            table=self._identifier,
+            alias=target,
+            names=sql.SQL(", ").join(map(sql.Identifier, names)),
+            placeholders=sql.SQL(", ").join(sql.Placeholder() * len(names)),
+            updates=sql.SQL(", ").join(
+                update.format(name=sql.Identifier(name), table=target)
+                for update, name in zip(updates, values, strict=True)
+            ),
+            owner=sql.SQL(", ").join(map(sql.Identifier, OWNER_COLUMNS)),
         )
+        params = (execution_id, *(self._cell(name, value) for name, value in values.items()))
+        rows = self._query(query, params)
+        return rows[0]
+
+    def claim(self, execution_id: str, owner: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+        """Record ``execution_id`` as submitted by ``owner`` (a task instance), with ``fields``.
+
+        Raises :class:`ExecutionOwnedElsewhere` when another task instance owns it already (a
+        later try of the same task instance is the same owner).
+        """
+        stored = self.upsert(execution_id, **fields, **{name: owner.get(name) for name in OWNER_COLUMNS})
+        if not same_task_instance(stored, owner):
+            raise ExecutionOwnedElsewhere(execution_id, stored)
+        return stored
+
+    def owners(self, created: Mapping[str, datetime | None]) -> dict[str, dict[str, Any]]:
+        """The recorded owner of each execution id in ``created`` (id -> AMC's creation time) whose
+        row is of that very execution (same ``amc_created_at``) and has an owner."""
+        ids = [execution_id for execution_id, when in created.items() if when is not None]
+        if not ids or (not self._ready and not self.table_exists()):
+            return {}
+        self.ensure_table()  # an older version's table gets the columns queried here
+        from psycopg import sql
+
+        query = sql.SQL(
+            "SELECT execution_id, amc_created_at, {owner} FROM {table} "
+            "WHERE execution_id = ANY(%s) AND dag_id IS NOT NULL"
+        ).format(owner=sql.SQL(", ").join(map(sql.Identifier, OWNER_COLUMNS)), table=self._identifier)
+        found = {}
+        for row in self._query(query, (ids,)):
+            execution_id, when = row.pop("execution_id"), row.pop("amc_created_at")
+            if when is not None and when == created[execution_id]:
+                found[execution_id] = row
+        return found
 
     # ---- reads ----------------------------------------------------------------------------
     def get(self, execution_id: str) -> dict[str, Any] | None:
@@ -202,28 +345,22 @@ class ExecutionRecords:
         rows = self._query(query, (execution_id,))
         return rows[0] if rows else None
 
-    def same_window(self, execution_id: str) -> list[str]:
-        """Other executions recorded for the same instance, workflow and window (zone included).
-
-        Used to replace an earlier run's rows when a day is re-run. Empty when the table or the
-        execution's row does not exist, or the window is relative (no bounds).
-        """
-        if not self._ready and not self.table_exists():
-            return []
+    def same_request_sql(self) -> sql.Composed:
+        """``(execution_id, amc_created_at)`` of the executions recorded with request key ``%s``,
+        other than ``%s`` (run inside the caller's transaction: the load's, under its lock)."""
         from psycopg import sql
 
-        keys = ("instance_id", "workflow_id", "time_window_start", "time_window_end", "time_window_time_zone")
-        query = sql.SQL(
-            "SELECT other.execution_id FROM {table} AS other JOIN {table} AS this ON {same} "
-            "WHERE this.execution_id = %s AND other.execution_id <> this.execution_id "
-            "AND this.time_window_start IS NOT NULL ORDER BY other.created_at"
-        ).format(
-            table=self._identifier,
-            same=sql.SQL(" AND ").join(
-                sql.SQL("other.{key} = this.{key}").format(key=sql.Identifier(key)) for key in keys
-            ),
-        )
-        return [row["execution_id"] for row in self._query(query, (execution_id,))]
+        return sql.SQL(
+            "SELECT execution_id, amc_created_at FROM {} WHERE request_key = %s AND execution_id <> %s"
+        ).format(self._identifier)
 
 
-__all__ = ["COLUMNS", "DEFAULT_TABLE", "STATUSES", "ExecutionRecords", "parse_table_name"]
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_TABLE",
+    "OWNER_COLUMNS",
+    "STATUSES",
+    "ExecutionOwnedElsewhere",
+    "ExecutionRecords",
+    "parse_table_name",
+]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -19,11 +17,23 @@ from airflow_provider_amc.client import (
 )
 from airflow_provider_amc.execution_wait import ExecutionWaitMixin
 from airflow_provider_amc.hooks.amc import AmcHook
-from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.lifecycle import (
+    AmcStatus,
+    Submission,
+    amc_instant,
+    completed_at,
+    executed_identity,
+    reported_window,
+)
 from airflow_provider_amc.lineage import AmcLineageMixin
 from airflow_provider_amc.links import AmcExecutionLink, AmcResultsLink
 from airflow_provider_amc.publishing import publish_links
-from airflow_provider_amc.records import DEFAULT_TABLE
+from airflow_provider_amc.records import (
+    DEFAULT_TABLE,
+    ExecutionOwnedElsewhere,
+    describe_owner,
+    same_task_instance,
+)
 from airflow_provider_amc.time_window import AmcTimeWindow, resolve_time_window, window_length_warning
 from airflow_provider_amc.validation import (
     OUTPUT_FORMATS,
@@ -43,30 +53,16 @@ STATE_KEY = "amc_execution"
 LOST_SUBMISSION_MARGIN = timedelta(minutes=10)
 
 
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def same_request(execution: WorkflowExecution, request: CreateExecutionRequest) -> bool:
-    """Whether an execution AMC reports was created from ``request`` (workflow, window, zone, values)."""
-    if execution.workflow_id != request.workflow_id:
-        return False
-    if (execution.parameter_values or {}) != (request.parameter_values or {}):
-        return False
-    if (execution.time_window_time_zone_original or "UTC") != (request.time_window_time_zone or "UTC"):
-        return False
-    if request.time_window_type != "EXPLICIT":
-        return True
-    return (execution.time_window_start_original, execution.time_window_end_original) == (
-        request.time_window_start,
-        request.time_window_end,
-    )
-
-
-def request_fingerprint(instance_id: str, body: Mapping[str, Any]) -> str:
-    """Identifies 'the same submission': same instance and same create-execution body."""
-    canonical = json.dumps({"instance_id": instance_id, "body": body}, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def task_owner(context: Context) -> dict[str, Any]:
+    """The task instance (and try) submitting now: the owner recorded in the execution table."""
+    ti = context["ti"]
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": ti.map_index,
+        "try_number": ti.try_number,
+    }
 
 
 class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperator):
@@ -81,7 +77,14 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
     At most once: the execution id is stored in the task instance's ``task_state_store`` right after
     the create call; a retry of the same task instance that finds that execution still PENDING or
     RUNNING (for the same request) reattaches to it instead of submitting again. A terminal one (for
-    example after the user cleared the task to re-run the day) leads to exactly one new submission.
+    example after the user cleared the task to re-run the day) leads to exactly one new submission
+    (and the old execution's row gets its terminal status).
+
+    Ownership: the execution table records the submitting task instance (never reassigned). When a
+    create call fails in a way that may have reached AMC, only an execution that is certainly this
+    request's, did not exist before the call, and is not recorded for another task instance is
+    taken as this task's; several, or an uncertain one (a relative window), fail the task naming
+    them. ``on_kill`` never cancels an execution this task did not create.
 
     :param workflow_id: the saved workflow to run (templated, required).
     :param instance_id: the AMC instance (templated); default: the connection's ``instance_id``.
@@ -187,8 +190,8 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
             default_days=self.default_window_days,
         )
 
-    def build_request(self, context: Context) -> tuple[str, CreateExecutionRequest, AmcTimeWindow]:
-        """Validate every input; returns (instance_id, request, window). Raises AirflowFailException."""
+    def build_submission(self, context: Context) -> Submission:
+        """Validate every input into the :class:`Submission`. Raises AirflowFailException."""
         try:
             workflow_id = validate_identifier("workflow_id", self.workflow_id)
             output_format = validate_output_format(self.output_format)
@@ -211,12 +214,14 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
                 parameter_values=parameter_values or None,
                 workflow_execution_timeout_seconds=self.workflow_execution_timeout_seconds,
             )
+            return Submission.of(instance_id, request)
         except ValueError as exc:  # AmcConfigError, AmcTimeWindowError, pydantic ValidationError
             raise AirflowFailException(f"Invalid AMC execution request: {exc}") from exc
-        return instance_id, request, window
 
     # ---- submission (at most once) ------------------------------------------------------
-    def _live(self, execution: WorkflowExecution, origin: str) -> WorkflowExecution | None:
+    def _live(
+        self, execution: WorkflowExecution, origin: str, submission: Submission
+    ) -> WorkflowExecution | None:
         if AmcStatus.parse(execution.status).is_terminal:
             self.log.info(
                 "Execution %s (%s) ended %s; submitting a new one",
@@ -224,6 +229,7 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
                 origin,
                 execution.status,
             )
+            self.record_status(execution, submission)
             return None
         self.log.info(
             "Reattaching to execution %s (%s), which is %s",
@@ -233,57 +239,106 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
         )
         return execution
 
-    def find_lost_submission(
-        self, request: CreateExecutionRequest, instance_id: str, submitted_at: str
-    ) -> WorkflowExecution | None:
-        """A live execution of this request created since ``submitted_at`` (its create answer was lost)."""
-        since = datetime.fromisoformat(submitted_at) - LOST_SUBMISSION_MARGIN
-        found = [
+    def live_candidates(self, submission: Submission, since: datetime) -> list[WorkflowExecution]:
+        """Live executions created since ``since`` that may be ``submission``'s (AMC's view)."""
+        return [
             execution
             for execution in self.hook.find_executions(
-                workflow_id=request.workflow_id, created_after=since, instance_id=instance_id
+                workflow_id=submission.workflow_id, created_after=since, instance_id=submission.instance_id
             )
-            if not AmcStatus.parse(execution.status).is_terminal and same_request(execution, request)
+            if not AmcStatus.parse(execution.status).is_terminal and submission.may_match(execution)
         ]
-        if len(found) > 1:
-            ids = ", ".join(execution.workflow_execution_id for execution in found)
-            raise AirflowFailException(
-                f"Several live AMC executions match this request ({ids}); an earlier try's create call "
-                "may have reached AMC more than once. Cancel the extra ones, then clear this task."
+
+    def find_lost_submission(
+        self, submission: Submission, state: Mapping[str, Any], owner: Mapping[str, Any]
+    ) -> WorkflowExecution | None:
+        """This task's execution whose create answer was lost, if AMC has it and it is certainly ours.
+
+        Candidates: live executions of the same request created since the marker's
+        ``submitted_at`` (minus a margin for clocks) that were not there before the create call
+        (``seen_before``) and that no other task instance owns in the execution table.
+        """
+        since = datetime.fromisoformat(state["submitted_at"]) - LOST_SUBMISSION_MARGIN
+        seen_before = set(state.get("seen_before") or ())
+        found = [
+            e for e in self.live_candidates(submission, since) if e.workflow_execution_id not in seen_before
+        ]
+        created = {e.workflow_execution_id: amc_instant(e.create_time) for e in found}
+        owners = self.records.owners(created) if self.records else {}
+        others = {
+            execution_id: stored
+            for execution_id, stored in owners.items()
+            if not same_task_instance(stored, owner)
+        }
+        for execution_id, stored in others.items():
+            self.log.info(
+                "Execution %s matches this request but belongs to %s: not taken over",
+                execution_id,
+                describe_owner(stored),
             )
-        return found[0] if found else None
+        unclaimed = [e for e in found if e.workflow_execution_id not in others]
+        if not unclaimed:
+            return None
+        ids = ", ".join(e.workflow_execution_id for e in unclaimed)
+        if len(unclaimed) > 1:
+            raise AirflowFailException(
+                f"Several live AMC executions may be this task's lost submission ({ids}); an earlier "
+                "try's create call may have reached AMC more than once, or another tool submitted the "
+                "same request. Inspect them, cancel the extra ones, then clear this task."
+            )
+        if not submission.matches(unclaimed[0]):
+            raise AirflowFailException(
+                f"AMC execution {ids} may be this task's lost submission, but AMC does not report "
+                f"enough to be sure ({submission.time_window_type} window: AMC does not echo the window "
+                "type). Inspect it: cancel it or let it end, then clear this task."
+            )
+        return unclaimed[0]
 
     def _reattachable(
-        self, stored: Any, fingerprint: str, request: CreateExecutionRequest, instance_id: str
+        self, stored: Any, submission: Submission, owner: Mapping[str, Any]
     ) -> WorkflowExecution | None:
         """The execution of an earlier try of this task instance, if it is the same request and live."""
-        if not (self.reattach and isinstance(stored, dict) and stored.get("fingerprint") == fingerprint):
+        if not (
+            self.reattach and isinstance(stored, dict) and stored.get("fingerprint") == submission.fingerprint
+        ):
             return None
         if stored.get("execution_id"):
             execution = self.hook.get_execution(stored["execution_id"], instance_id=stored["instance_id"])
-            return self._live(execution, "an earlier try")
+            return self._live(execution, "an earlier try", submission)
         # An earlier try was submitting when it died or lost the answer: the create may have reached AMC.
-        lost = self.find_lost_submission(request, instance_id, stored["submitted_at"])
-        return self._live(lost, "submitted by an earlier try whose answer was lost") if lost else None
+        lost = self.find_lost_submission(submission, stored, owner)
+        if lost is None:
+            return None
+        return self._live(lost, "submitted by an earlier try whose answer was lost", submission)
 
-    def submit(
-        self, store: Any, request: CreateExecutionRequest, instance_id: str, fingerprint: str
-    ) -> WorkflowExecution:
+    def submit(self, store: Any, submission: Submission, owner: Mapping[str, Any]) -> WorkflowExecution:
         """Create the execution; the task state store holds a marker before and the id right after."""
-        state = {"instance_id": instance_id, "fingerprint": fingerprint, "submitted_at": utc_now_iso()}
+        now = datetime.now(UTC)
+        seen_before = (
+            [e.workflow_execution_id for e in self.live_candidates(submission, now - LOST_SUBMISSION_MARGIN)]
+            if self.reattach
+            else []
+        )
+        state = {
+            "instance_id": submission.instance_id,
+            "fingerprint": submission.fingerprint,
+            "submission": submission.as_dict(),
+            "submitted_at": now.isoformat(),
+            "seen_before": seen_before,
+        }
         if store is not None:
             store.set(STATE_KEY, state)
+        request = submission.create_request()
         self.log.info(
-            "Submitting AMC workflow %s on %s: %s", request.workflow_id, instance_id, request.to_body()
+            "Submitting AMC workflow %s on %s: %s",
+            request.workflow_id,
+            submission.instance_id,
+            request.to_body(),
         )
         try:
-            execution = self.hook.create_execution(request, instance_id=instance_id)
+            execution = self.hook.create_execution(request, instance_id=submission.instance_id)
         except (AmcTransportError, AmcServerError) as exc:  # the POST may have reached AMC anyway
-            lost = (
-                self.find_lost_submission(request, instance_id, state["submitted_at"])
-                if self.reattach
-                else None
-            )
+            lost = self.find_lost_submission(submission, state, owner) if self.reattach else None
             if lost is None:
                 raise
             self.log.warning("Create call failed (%s) but AMC has the execution: using it", exc)
@@ -293,62 +348,76 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
         return execution
 
     def execute(self, context: Context) -> Any:
-        instance_id, request, window = self.build_request(context)
-        fingerprint = request_fingerprint(instance_id, request.to_body())
+        submission = self.build_submission(context)
+        owner = task_owner(context)
         store = context.get("task_state_store")
         stored = store.get(STATE_KEY) if store is not None else None
-        execution = self._reattachable(stored, fingerprint, request, instance_id)
+        execution = self._reattachable(stored, submission, owner)
         if execution is None:
-            execution = self.submit(store, request, instance_id, fingerprint)
+            execution = self.submit(store, submission, owner)
         execution_id = execution.workflow_execution_id
-        self._amc_execution_id = execution_id
-        status = execution.status
-        self.log.info("AMC execution %s is %s", execution_id, status)
+        try:
+            self.record_submission(execution, submission, owner)
+        except ExecutionOwnedElsewhere as exc:
+            raise AirflowFailException(str(exc)) from exc
+        self._amc_execution_id = execution_id  # ours: on_kill may cancel it from now on
+        self.log.info("AMC execution %s is %s", execution_id, execution.status)
         context["ti"].xcom_push(key="amc_execution_id", value=execution_id)
-        self.record_submission(context, execution_id, instance_id, request, window, status)
+        context["ti"].xcom_push(key="amc_submission", value=submission.as_dict())
         publish_links(
             self,
             context,
             execution_id=execution_id,
-            instance_id=instance_id,
-            workflow_id=request.workflow_id,
+            instance_id=submission.instance_id,
+            workflow_id=submission.workflow_id,
             output_s3_uri=execution.output_s3_uri,
         )
         if self.wait_for_completion:
-            self.instance_id = instance_id
-            self.defer_until_done(execution_id, instance_id)
+            self.instance_id = submission.instance_id
+            self.defer_until_done(execution_id, submission.instance_id, submission)
         return execution_id
 
     def record_submission(
-        self,
-        context: Context,
-        execution_id: str,
-        instance_id: str,
-        request: CreateExecutionRequest,
-        window: AmcTimeWindow,
-        amc_status: str,
+        self, execution: WorkflowExecution, submission: Submission, owner: Mapping[str, Any]
     ) -> None:
+        """The execution row with its owner (kept if already set by an earlier try of this task)."""
         if self.records is None:
             return
-        ti = context["ti"]
+        start_utc, end_utc = reported_window(execution)
+        identity = executed_identity(submission.instance_id, execution, submission.output_format)
+        self.records.claim(
+            execution.workflow_execution_id,
+            owner,
+            instance_id=submission.instance_id,
+            workflow_id=submission.workflow_id,
+            status=AmcStatus.parse(execution.status).normalised,
+            amc_status=execution.status,
+            time_window_start=submission.time_window_start,
+            time_window_end=submission.time_window_end,
+            time_window_time_zone=submission.time_window_time_zone,
+            time_window_type=submission.time_window_type,
+            window_start_utc=amc_instant(start_utc),
+            window_end_utc=amc_instant(end_utc),
+            request_key=identity.key if identity.resolved else None,
+            amc_created_at=amc_instant(execution.create_time),
+            output_format=submission.output_format,
+            parameter_values=submission.parameter_values,
+            completed_at=completed_at(execution),
+        )
+
+    def record_status(self, execution: WorkflowExecution, submission: Submission) -> None:
+        """A terminal status learned on the way (a retry finding its execution over): recorded."""
+        if self.records is None:
+            return
         self.records.upsert(
-            execution_id,
-            instance_id=instance_id,
-            workflow_id=request.workflow_id,
-            status=AmcStatus.parse(amc_status).normalised,
-            amc_status=amc_status,
-            time_window_start=window.start,
-            time_window_end=window.end,
-            time_window_time_zone=window.time_zone,
-            time_window_type=window.window_type,
-            output_format=request.output_format,
-            parameter_values=request.parameter_values or {},
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=ti.task_id,
-            map_index=ti.map_index,
-            try_number=ti.try_number,
+            execution.workflow_execution_id,
+            instance_id=submission.instance_id,
+            workflow_id=execution.workflow_id,
+            status=AmcStatus.parse(execution.status).normalised,
+            amc_status=execution.status,
+            status_reason=execution.status_reason,
+            completed_at=completed_at(execution),
         )
 
 
-__all__ = ["OUTPUT_FORMATS", "STATE_KEY", "AmcCreateExecutionOperator", "request_fingerprint"]
+__all__ = ["OUTPUT_FORMATS", "STATE_KEY", "AmcCreateExecutionOperator", "task_owner"]

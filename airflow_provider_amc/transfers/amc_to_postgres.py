@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_amc.assets import publish_asset_events
 from airflow_provider_amc.hooks.amc import AmcHook
-from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.lifecycle import AmcStatus, RequestIdentity, amc_instant, executed_identity
 from airflow_provider_amc.lineage import (
     AmcLineageMixin,
     ExecutionLineage,
@@ -34,8 +34,57 @@ from airflow_provider_amc.validation import validate_identifier
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
+    from psycopg import Cursor
+
+    from airflow_provider_amc.client import WorkflowExecution
 
 READ_CHUNK_BYTES = 1 << 20
+#: What a load does when a newer execution of the same request has its rows in the table already.
+ON_NEWER_LOADED = ("fail", "skip")
+
+
+class NewerExecutionLoaded(ResultLoadError):
+    """A newer execution of the same request is loaded: loading this one would restore stale rows."""
+
+    def __init__(self, execution_id: str, newer: Sequence[str]) -> None:
+        super().__init__(
+            f"a newer execution of the same request ({', '.join(newer)}) is loaded in this table; "
+            f"loading the older {execution_id} would replace its rows with stale ones"
+        )
+        self.newer = list(newer)
+
+
+def replace_plan(
+    records: ExecutionRecords,
+    table: Sequence[str],
+    execution: WorkflowExecution,
+    identity: RequestIdentity,
+) -> Callable[[Cursor[Any]], list[str]]:
+    """The load's replace decision, run under its lock: the executions recorded with the same
+    request key that AMC created before this one (their rows go); a newer one whose rows are in
+    ``table`` already refuses the load (:class:`NewerExecutionLoaded`). Newest = AMC's createTime."""
+    from psycopg import sql
+
+    execution_id = execution.workflow_execution_id
+    created = amc_instant(execution.create_time)
+
+    def plan(cur: Cursor[Any]) -> list[str]:
+        cur.execute(records.same_request_sql(), (identity.key, execution_id))
+        others = [(str(other), when) for other, when in cur.fetchall()]
+        newer = [other for other, when in others if created and when and when > created]
+        if newer:
+            cur.execute(
+                sql.SQL("SELECT DISTINCT amc_execution_id FROM {} WHERE amc_execution_id = ANY(%s)").format(
+                    sql.Identifier(*table)
+                ),
+                (newer,),
+            )
+            loaded = sorted(str(row[0]) for row in cur.fetchall())
+            if loaded:
+                raise NewerExecutionLoaded(execution_id, loaded)
+        return [other for other, _ in others if other not in newer]
+
+    return plan
 
 
 def _storage_path(location: str) -> ObjectStoragePath:
@@ -79,6 +128,13 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     one transaction the execution's rows are deleted and its files copied, so re-running the task
     replaces them. CSV (each part with its header) and Parquet files are read in constant memory.
 
+    Across executions, a load replaces only the rows of older executions of the same request
+    (``lifecycle.RequestIdentity``: instance, workflow, the window as UTC instants, parameter
+    values, output format), never another parameter set's, and loads of one request serialise on
+    a lock on that key. Newest wins by AMC's creation time: loading an older execution after a
+    newer one's rows are in fails (``on_newer_loaded="fail"``) or is skipped with a log line
+    (``"skip"``).
+
     :param execution_id: the AMC execution (templated; e.g. ``submit.output``).
     :param table: target table, ``name`` or ``schema.name`` (templated).
     :param instance_id: the AMC instance (templated); default: the connection's ``instance_id``.
@@ -86,11 +142,14 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     :param postgres_conn_id: the Postgres connection (templated).
     :param source_path: read the result files saved here (templated; the sensor's ``output_path``:
         a directory or a single file, local or any object-storage URI) instead of downloading them.
-    :param replace_same_window: also delete, in the same transaction, the rows of other executions
-        of the same instance, workflow and window found in ``executions_table`` — so re-running a
-        day replaces that day's rows instead of adding a second copy (default ``True``).
+    :param replace_same_window: also delete, in the same transaction, the rows of older executions
+        of the same request found in ``executions_table`` — so re-running a day replaces that day's
+        rows instead of adding a second copy (default ``True``). The name is kept from earlier
+        versions; the match is the whole request, parameter values and output format included.
     :param executions_table: the execution table (same Postgres connection) that knows each
-        execution's window; ``None`` loads per execution only.
+        execution's request key and AMC creation time; ``None`` loads per execution only.
+    :param on_newer_loaded: ``"fail"`` (default) or ``"skip"``: what to do when a newer execution
+        of the same request has its rows in ``table`` already.
     """
 
     template_fields: Sequence[str] = (
@@ -114,6 +173,7 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
         source_path: str | None = None,
         replace_same_window: bool = True,
         executions_table: str | None = DEFAULT_TABLE,
+        on_newer_loaded: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,6 +185,7 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
         self.source_path = source_path
         self.replace_same_window = replace_same_window
         self.executions_table = executions_table
+        self.on_newer_loaded = on_newer_loaded
 
     @cached_property
     def hook(self) -> AmcHook:
@@ -144,16 +205,26 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
             )
             if self.executions_table is not None:
                 parse_table_name(self.executions_table)
+            if self.on_newer_loaded not in ON_NEWER_LOADED:
+                raise ValueError(
+                    f"on_newer_loaded {self.on_newer_loaded!r} is not supported: allowed values are "
+                    f"{', '.join(ON_NEWER_LOADED)}"
+                )
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         return execution_id, table, instance_id
 
-    def replaced_executions(self, execution_id: str) -> list[str]:
-        """Earlier executions of the same window (from the execution table) whose rows to replace."""
-        if not (self.replace_same_window and self.executions_table):
-            return []
-        records = ExecutionRecords(postgres_conn_id=self.postgres_conn_id, table=self.executions_table)
-        return records.same_window(execution_id)
+    @cached_property
+    def execution_records(self) -> ExecutionRecords | None:
+        if not self.executions_table:
+            return None
+        return ExecutionRecords(postgres_conn_id=self.postgres_conn_id, table=self.executions_table)
+
+    def request_identity(self, execution: WorkflowExecution, instance_id: str) -> RequestIdentity:
+        """The execution's request as AMC reports it; the output format as recorded at submission."""
+        records = self.execution_records
+        row = records.get(execution.workflow_execution_id) if records is not None else None
+        return executed_identity(instance_id, execution, (row or {}).get("output_format"))
 
     def execute(self, context: Context) -> dict[str, Any]:
         execution_id, table, instance_id = self._validated()
@@ -173,15 +244,33 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
         )
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        replaces = self.replaced_executions(execution_id)
-        if replaces:
-            self.log.info("Replacing the rows of earlier executions of the same window: %s", replaces)
+        identity = self.request_identity(execution, instance_id)
+        records = self.execution_records
+        plan = None
+        if self.replace_same_window and records is not None and identity.resolved and records.table_exists():
+            records.ensure_table()  # a table of an older version gets the request columns
+            plan = replace_plan(records, table, execution, identity)
+        qualified = ".".join(table)
         with closing(PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()) as conn:
             try:
-                rows = load_execution(conn, table, columns, execution_id, parts, replaces=replaces)
+                rows = load_execution(
+                    conn,
+                    table,
+                    columns,
+                    execution_id,
+                    parts,
+                    replaces=self._logged(plan) if plan else (),
+                    lock_key=f"request:{identity.key}",
+                )
+            except NewerExecutionLoaded as exc:
+                if self.on_newer_loaded != "skip":
+                    raise AirflowFailException(f"AMC execution {execution_id}: {exc}") from exc
+                self.log.warning(
+                    "Skipped the load of AMC execution %s into %s: %s", execution_id, qualified, exc
+                )
+                return {"table": qualified, "execution_id": execution_id, "rows": 0, "skipped": True}
             except ResultLoadError as exc:
                 raise AirflowFailException(f"AMC execution {execution_id}: {exc}") from exc
-        qualified = ".".join(table)
         self.log.info("Loaded %d rows of AMC execution %s into %s", rows, execution_id, qualified)
         self.amc_lineage = self.load_lineage(execution_id, execution.output_s3_uri, table, columns, rows)
         extra = {
@@ -218,5 +307,14 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
             outputs=[postgres_table_dataset(self.postgres_conn_id, table, schema, rows)],
         )
 
+    def _logged(self, plan: Callable[[Cursor[Any]], list[str]]) -> Callable[[Cursor[Any]], list[str]]:
+        def logged(cur: Cursor[Any]) -> list[str]:
+            older = plan(cur)
+            if older:
+                self.log.info("Replacing the rows of older executions of the same request: %s", older)
+            return older
 
-__all__ = ["AmcToPostgresOperator", "iter_saved_parts"]
+        return logged
+
+
+__all__ = ["AmcToPostgresOperator", "NewerExecutionLoaded", "iter_saved_parts"]

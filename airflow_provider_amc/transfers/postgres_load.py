@@ -19,7 +19,7 @@ import csv
 import io
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from psycopg import sql
@@ -258,25 +258,30 @@ def load_execution(
     columns: Sequence[TableColumn],
     execution_id: str,
     parts: Iterable[tuple[str, Iterable[bytes]]],
-    replaces: Sequence[str] = (),
+    replaces: Sequence[str] | Callable[[Cursor[Any]], Sequence[str]] = (),
+    lock_key: str | None = None,
 ) -> int:
     """Replace ``execution_id``'s rows in ``table`` by the rows of ``parts``, in one transaction.
 
-    Rows of the executions in ``replaces`` (earlier runs of the same window) are deleted in the
-    same transaction. Returns the number of rows loaded. ``conn`` must be idle.
+    Loads with the same ``lock_key`` (the request key: every execution of one request) serialise
+    on a transaction-scoped advisory lock; without one, loads of the same execution do. Rows of
+    the executions in ``replaces`` (older executions of the same request) are deleted in the same
+    transaction; a callable is asked under the lock, with the load's cursor, and may raise to
+    refuse the load. Returns the number of rows loaded. ``conn`` must be idle.
     """
     conn.autocommit = True  # explicit transaction below, committed or rolled back as one
     known = {column.name for column in columns}
     with conn.transaction(), conn.cursor() as cur:
         ensure_table(cur, table, columns)
         regclass = _qualified(table).as_string(cur)
-        _lock(cur, f"airflow_provider_amc:load:{regclass}:{execution_id}")
+        _lock(cur, f"airflow_provider_amc:load:{regclass}:{lock_key or execution_id}")
+        older = replaces(cur) if callable(replaces) else replaces
         cur.execute("SELECT set_config(%s, %s, true)", (EXECUTION_ID_SETTING, execution_id))
         cur.execute(
             sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
                 _qualified(table), sql.Identifier(EXECUTION_ID_COLUMN)
             ),
-            ([execution_id, *replaces],),
+            ([execution_id, *older],),
         )
         return sum(copy_part(cur, table, known, name, chunks) for name, chunks in parts)
 

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -21,7 +21,7 @@ from airflow_provider_amc.client import (
     WorkflowExecution,
 )
 from airflow_provider_amc.hooks.amc import AmcHook
-from airflow_provider_amc.lifecycle import AmcStatus
+from airflow_provider_amc.lifecycle import AmcStatus, ExecutionEvent, Submission
 
 #: Errors that will not go away by polling again.
 PERMANENT_ERRORS = (AmcAuthError, AmcNotFoundError, AmcConfigError)
@@ -40,16 +40,6 @@ def is_permanent(exc: BaseException) -> bool:
 
 #: The first poll waits between this fraction of ``first_poll_delay`` and all of it.
 FIRST_POLL_JITTER = 0.75
-
-
-def execution_event(status: str, execution_id: str, **payload: Any) -> TriggerEvent:
-    """The one event shape the trigger sends (``status``: success, failed, timeout or error)."""
-    return TriggerEvent({"status": status, "execution_id": execution_id, **payload})
-
-
-def execution_payload(execution: WorkflowExecution) -> dict[str, Any]:
-    """The execution as JSON-native data (camelCase, as AMC sends it) for an event or XCom."""
-    return execution.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class AmcExecutionTrigger(BaseTrigger):
@@ -71,6 +61,8 @@ class AmcExecutionTrigger(BaseTrigger):
     :param cancel_on_kill: cancel the AMC execution when the deferred task is cleared or marked.
     :param first_poll_delay: seconds to wait before the first poll (the worker usually polled just
         before deferring; this also keeps the event out of Airflow 3.3.2's heartbeat race window).
+    :param submission: the :class:`~airflow_provider_amc.lifecycle.Submission` (as a dict) when the
+        deferring task made it; handed back in the event so completion needs no table read.
     """
 
     def __init__(
@@ -86,6 +78,7 @@ class AmcExecutionTrigger(BaseTrigger):
         max_consecutive_errors: int = 5,
         cancel_on_kill: bool = True,
         first_poll_delay: float = 0.0,
+        submission: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.execution_id = execution_id
@@ -98,6 +91,7 @@ class AmcExecutionTrigger(BaseTrigger):
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.cancel_on_kill = cancel_on_kill
         self.first_poll_delay = float(first_poll_delay)
+        self.submission = Submission.load(submission)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -113,11 +107,18 @@ class AmcExecutionTrigger(BaseTrigger):
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "cancel_on_kill": self.cancel_on_kill,
                 "first_poll_delay": self.first_poll_delay,
+                "submission": self.submission.as_dict() if self.submission else None,
             },
         )
 
-    def _event(self, status: str, **payload: Any) -> TriggerEvent:
-        return execution_event(status, self.execution_id, instance_id=self.instance_id, **payload)
+    def _event(self, status: Literal["timeout", "error"], message: str) -> TriggerEvent:
+        event = ExecutionEvent(
+            status=status, execution_id=self.execution_id, instance_id=self.instance_id, message=message
+        )
+        return TriggerEvent(event.payload())
+
+    def _terminal_event(self, execution: WorkflowExecution) -> TriggerEvent:
+        return TriggerEvent(ExecutionEvent.terminal(execution, self.instance_id, self.submission).payload())
 
     def _next_interval(self, interval: float) -> float:
         return min(interval * self.poll_backoff, self.max_poll_interval)
@@ -142,7 +143,7 @@ class AmcExecutionTrigger(BaseTrigger):
                         errors = 0
                     except Exception as exc:
                         if is_permanent(exc):
-                            yield self._event("error", message=f"{type(exc).__name__}: {exc}")
+                            yield self._event("error", f"{type(exc).__name__}: {exc}")
                             return
                         errors += 1  # transient: throttled, 5xx, network, malformed body
                         self.log.warning(
@@ -153,18 +154,11 @@ class AmcExecutionTrigger(BaseTrigger):
                             exc,
                         )
                         if errors >= self.max_consecutive_errors:
-                            yield self._event("error", message=f"{type(exc).__name__}: {exc}")
+                            yield self._event("error", f"{type(exc).__name__}: {exc}")
                             return
                     else:
-                        amc_status = AmcStatus.parse(execution.status)
-                        if amc_status.is_terminal:
-                            status = "success" if amc_status.succeeded else "failed"
-                            yield self._event(
-                                status,
-                                amc_status=execution.status,
-                                status_reason=execution.status_reason,
-                                execution=execution_payload(execution),
-                            )
+                        if AmcStatus.parse(execution.status).is_terminal:
+                            yield self._terminal_event(execution)
                             return
                         # INFO when the status changes, DEBUG otherwise: cheap with 1,000 triggers.
                         level = logging.INFO if execution.status != last_status else logging.DEBUG
@@ -179,13 +173,13 @@ class AmcExecutionTrigger(BaseTrigger):
                     if self._seconds_left() <= 0:
                         yield self._event(
                             "timeout",
-                            message=f"AMC execution {self.execution_id} did not end before the deadline",
+                            f"AMC execution {self.execution_id} did not end before the deadline",
                         )
                         return
                     await asyncio.sleep(min(interval, self._seconds_left()))
                     interval = self._next_interval(interval)
         except Exception as exc:  # settings/connection problems: one clear message in the task log
-            yield self._event("error", message=f"{type(exc).__name__}: {exc}")
+            yield self._event("error", f"{type(exc).__name__}: {exc}")
 
     async def on_kill(self) -> None:
         """Cancel the AMC run when a user clears or marks the deferred task (Airflow 3.3+)."""

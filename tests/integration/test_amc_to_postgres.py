@@ -252,8 +252,11 @@ def executions_table() -> Iterator[str]:
 
 
 def record_window(executions_table: str, execution_id: str) -> None:
+    """The row the create operator writes: request key and AMC's creation time included."""
+    from airflow_provider_amc.lifecycle import amc_instant, executed_identity
     from airflow_provider_amc.records import ExecutionRecords
 
+    execution = AmcHook().get_execution(execution_id, instance_id=INSTANCE)
     ExecutionRecords(PG_CONN_ID, executions_table).upsert(
         execution_id,
         instance_id=INSTANCE,
@@ -262,6 +265,9 @@ def record_window(executions_table: str, execution_id: str) -> None:
         time_window_start="2026-01-01T00:00:00",
         time_window_end="2026-01-02T00:00:00",
         time_window_time_zone="UTC",
+        output_format="CSV",
+        request_key=executed_identity(INSTANCE, execution, "CSV").key,
+        amc_created_at=amc_instant(execution.create_time),
     )
 
 

@@ -81,6 +81,8 @@ def amc_api() -> Iterator[rm.Mocker]:
         mocker.post(
             CREATE_URL, json={"workflowExecutionId": EXECUTION_ID, "workflowId": "wf", "status": "PENDING"}
         )
+        # The live executions of the request, listed before the create call.
+        mocker.get(re.compile(CREATE_URL.pattern.rstrip("$") + r"\?"), json={"executions": []})
         yield mocker
 
 

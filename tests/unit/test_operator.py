@@ -21,6 +21,7 @@ import pytest  # noqa: E402
 import requests_mock as rm  # noqa: E402
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred  # noqa: E402
 
+from airflow_provider_amc.lifecycle import Submission  # noqa: E402
 from airflow_provider_amc.operators.amc import STATE_KEY, AmcCreateExecutionOperator  # noqa: E402
 from airflow_provider_amc.triggers.amc import AmcExecutionTrigger  # noqa: E402
 
@@ -48,6 +49,8 @@ def amc_api(requests_mock: rm.Mocker) -> Iterator[rm.Mocker]:
         status_code=200,
         json={"workflowExecutionId": EXECUTION_ID, "workflowId": "wf", "status": "PENDING"},
     )
+    # The live executions of the request before the create call (a lost answer's lookup skips them).
+    requests_mock.get(CREATE_URL, json={"executions": []})
     yield requests_mock
 
 
@@ -275,10 +278,19 @@ def test_execution_id_goes_to_xcom_and_the_state_store(amc_api: rm.Mocker) -> No
     ti, store = FakeTaskInstance(), InMemoryTaskStateStore()
     result = make_operator(time_window_type="ALL").execute(task_context(ti, task_state_store=store))
     assert result == EXECUTION_ID
-    assert ti.pushed == [("amc_execution_id", EXECUTION_ID)]
+    assert ti.pushed[0] == ("amc_execution_id", EXECUTION_ID)
+    assert ti.pushed[1][0] == "amc_submission"
+    submission = Submission.model_validate(ti.pushed[1][1])
+    assert (submission.instance_id, submission.workflow_id, submission.time_window_type) == (
+        INSTANCE,
+        "wf",
+        "ALL",
+    )
     stored = store.get(STATE_KEY)
     assert stored["execution_id"] == EXECUTION_ID
     assert stored["instance_id"] == INSTANCE
+    assert Submission.model_validate(stored["submission"]) == submission  # the same, JSON round trip
+    assert stored["fingerprint"] == submission.fingerprint == submission.identity.key
 
 
 def test_wait_for_completion_defers_to_the_trigger(amc_api: rm.Mocker) -> None:
