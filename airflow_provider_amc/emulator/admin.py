@@ -86,7 +86,7 @@ async def health() -> dict[str, str]:
 async def reset(request: Request, body: ResetRequest | None = None) -> dict[str, Any]:
     options = body or ResetRequest()
     state_of(request).reset(options.seed, clear_tokens=options.clear_tokens)
-    return {"status": "reset", "seed": state_of(request).seed}
+    return {"status": "reset", "seed": state_of(request).fixed_seed}
 
 
 @router.get("/requests")
@@ -177,7 +177,7 @@ async def expire_tokens(request: Request, body: ExpireRequest | None = None) -> 
     with state.lock:
         if body is not None and body.status is not None:
             state.config.expired_token_status = body.status
-        expired = state.tokens.expire_all(state.clock.now())
+        expired = state.tokens.expire_all(state.clock.instant())
     return {"expired": expired, "status": state.config.expired_token_status}
 
 

@@ -28,8 +28,9 @@ def authorize(request: Request, *, require_account: bool = True) -> tuple[str, s
     return authenticate(
         state.tokens,
         lower_headers(request),
-        state.clock.now(),
+        state.clock.instant(),
         failure_status=state.config.expired_token_status,
+        scaled_lifetimes=state.config.scaled_lifetimes,
         require_account=require_account,
     )
 

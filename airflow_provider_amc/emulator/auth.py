@@ -6,10 +6,10 @@ import random
 import string
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Final
 
 from airflow_provider_amc.emulator import defaults
+from airflow_provider_amc.emulator.clock import Instant
 from airflow_provider_amc.emulator.responses import ApiError
 
 CLIENT_ID_HEADER: Final = "amazon-advertising-api-clientid"
@@ -37,15 +37,15 @@ class Credentials:
 
 
 class TokenStore:
-    """Issued access tokens and their emulator-time expiry."""
+    """Issued access tokens and their expiry, read on both clocks (see :class:`Instant`)."""
 
     def __init__(self, rng: random.Random, credentials: Credentials | None = None) -> None:
         self._rng = rng
         self.credentials = credentials or Credentials()
-        self._expiry: dict[str, datetime] = {}
+        self._expiry: dict[str, Instant] = {}
         self._lock = threading.Lock()
 
-    def grant(self, form: dict[str, str], now: datetime) -> dict[str, object]:
+    def grant(self, form: dict[str, str], now: Instant) -> dict[str, object]:
         """Validate a refresh-token grant (§1.3-1.5) and issue a fresh ``Atza|`` token."""
         grant_type = form.get("grant_type")
         if not grant_type:
@@ -73,7 +73,7 @@ class TokenStore:
             )
         token = "Atza|" + "".join(self._rng.choice(_TOKEN_ALPHABET) for _ in range(_TOKEN_BODY_LENGTH))
         with self._lock:
-            self._expiry[token] = now + timedelta(seconds=defaults.ACCESS_TOKEN_LIFETIME_SECONDS)
+            self._expiry[token] = now.plus(defaults.ACCESS_TOKEN_LIFETIME_SECONDS)
         return {
             "access_token": token,
             "refresh_token": creds.refresh_token,
@@ -81,16 +81,17 @@ class TokenStore:
             "expires_in": defaults.ACCESS_TOKEN_LIFETIME_SECONDS,
         }
 
-    def expire_all(self, now: datetime) -> int:
+    def expire_all(self, now: Instant) -> int:
         with self._lock:
             for token in self._expiry:
-                self._expiry[token] = min(self._expiry[token], now)
+                self._expiry[token] = self._expiry[token].earliest(now)
             return len(self._expiry)
 
-    def is_valid(self, token: str, now: datetime) -> bool:
+    def is_valid(self, token: str, now: Instant, *, scaled: bool = False) -> bool:
+        """Known and unexpired, on the wall clock (or the emulated one when ``scaled``)."""
         with self._lock:
             expiry = self._expiry.get(token)
-        return expiry is not None and now < expiry
+        return expiry is not None and now.on(scaled) < expiry.on(scaled)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -105,9 +106,10 @@ def bearer_token(authorization: str | None) -> str | None:
 def authenticate(
     tokens: TokenStore,
     headers: dict[str, str],
-    now: datetime,
+    now: Instant,
     *,
     failure_status: int,
+    scaled_lifetimes: bool = False,
     require_account: bool = True,
 ) -> tuple[str, str]:
     """Check bearer + the AMC headers; return ``(advertiser_id, marketplace_id)``.
@@ -116,7 +118,7 @@ def authenticate(
     ``require_account=False`` (``GET /amc/accounts``) only the ClientId header is required.
     """
     token = bearer_token(headers.get("authorization"))
-    if token is None or not tokens.is_valid(token, now):
+    if token is None or not tokens.is_valid(token, now, scaled=scaled_lifetimes):
         details = "Authentication failed" if failure_status == 401 else "Unauthorized request."
         raise ApiError(failure_status, details)
     required = [("Amazon-Advertising-API-ClientId", CLIENT_ID_HEADER)]

@@ -23,6 +23,11 @@ class EmulatorConfig(BaseModel):
     concurrency_limit: int = Field(defaults.DEFAULT_CONCURRENCY_LIMIT, ge=1, le=1000)
     daily_quota: int = Field(defaults.DEFAULT_DAILY_QUOTA, ge=0, le=1_000_000)
     data_lag_hours: int = Field(defaults.DEFAULT_DATA_LAG_HOURS, ge=0, le=24 * 400)
+    scaled_lifetimes: bool = Field(
+        False,
+        description="Measure access-token and download-URL lifetimes on the emulated clock (scaled by "
+        "speed, moved by advance) instead of wall-clock seconds; for tests of expiry.",
+    )
     enable_delete_execution: bool = Field(
         True, description="Serve the legacy DELETE /workflowExecutions/{id} as an alias of cancel."
     )

@@ -88,8 +88,11 @@ def seeded_data_sources() -> list[dict[str, Any]]:
     ]
 
 
-def airflow_connection(url: str, instance_id: str | None = DEFAULT_INSTANCE_ID) -> dict[str, Any]:
-    """An ``amc`` Airflow connection (JSON form) to the emulator at ``url``, seeded identities.
+def airflow_connection(
+    url: str, instance_id: str | None = DEFAULT_INSTANCE_ID, *, verify: str | None = None
+) -> dict[str, Any]:
+    """An ``amc`` Airflow connection (JSON form) to the emulator at ``url``, seeded identities;
+    ``verify``: the CA file of an emulator serving HTTPS (the connection extra ``verify``).
 
     ``json.dumps`` it into ``AIRFLOW_CONN_AMC_DEFAULT`` to point DAGs, tests or demos at the emulator.
     """
@@ -102,6 +105,8 @@ def airflow_connection(url: str, instance_id: str | None = DEFAULT_INSTANCE_ID) 
     }
     if instance_id:
         extra["instance_id"] = instance_id
+    if verify:
+        extra["verify"] = verify
     return {
         "conn_type": "amc",
         "host": base,

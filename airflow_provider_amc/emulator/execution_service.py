@@ -191,7 +191,7 @@ def download_urls(
         raise bad_request(f"Execution with ID {execution_id} is unavailable for download.")
     if execution.dry_run:
         return {"downloadUrls": [], "metadataDownloadUrls": []}
-    now = state.clock.now()
+    now = state.lifetime_now()
     prefix = f"/downloads/{instance.instance_id}/{execution_id}"
     ext = execution.result.extension
     return {

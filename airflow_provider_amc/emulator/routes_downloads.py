@@ -32,7 +32,7 @@ async def download(request: Request, instance_id: str, execution_id: str, name: 
     state = state_of(request)
     with state.lock:
         try:
-            state.signer.verify(request.url.path, dict(request.query_params), state.clock.now())
+            state.signer.verify(request.url.path, dict(request.query_params), state.lifetime_now())
         except UrlRejected as exc:
             return _s3_error(403, exc, state.request_id())
         execution: Execution | None = state.find_execution(instance_id, execution_id)

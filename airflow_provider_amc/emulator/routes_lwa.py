@@ -20,7 +20,7 @@ async def token(request: Request) -> Response:
     form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
     try:
         with state.lock:
-            body = state.tokens.grant(form, state.clock.now())
+            body = state.tokens.grant(form, state.clock.instant())
     except LwaError as exc:
         return vendor_json({"error": exc.error, "error_description": exc.description}, JSON_UTF8, exc.status)
     return vendor_json(body, JSON_UTF8)

@@ -8,6 +8,7 @@ import uvicorn
 
 from airflow_provider_amc.emulator.app import create_app
 from airflow_provider_amc.emulator.state import EmulatorState
+from airflow_provider_amc.emulator.tls import TlsFiles
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -19,7 +20,10 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def build_server(state: EmulatorState, log_level: str = "warning") -> uvicorn.Server:
+def build_server(
+    state: EmulatorState, log_level: str = "warning", tls: TlsFiles | None = None
+) -> uvicorn.Server:
+    """A uvicorn server for the app; HTTPS with ``tls`` (then every URL it issues is https://)."""
     config = uvicorn.Config(
         create_app(state),
         log_level=log_level,
@@ -27,10 +31,13 @@ def build_server(state: EmulatorState, log_level: str = "warning") -> uvicorn.Se
         lifespan="off",
         backlog=2048,
         timeout_keep_alive=30,
+        ssl_certfile=tls.certfile if tls else None,
+        ssl_keyfile=tls.keyfile if tls else None,
     )
     return uvicorn.Server(config)
 
 
-def base_url(sock: socket.socket) -> str:
+def base_url(sock: socket.socket, tls: bool = False) -> str:
     host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    scheme = "https" if tls else "http"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"

@@ -1,4 +1,4 @@
-"""Pre-signed-S3-style download URLs: HMAC signed, valid for 600 emulator-seconds."""
+"""Pre-signed-S3-style download URLs: HMAC signed, valid for 600 seconds (wall clock by default)."""
 
 from __future__ import annotations
 

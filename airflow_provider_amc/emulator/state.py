@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import random
+import secrets
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -108,42 +109,60 @@ class EmulatorState:
     def __init__(
         self,
         *,
-        seed: int = 0,
+        seed: int | None = None,
         speed: float = 1.0,
         start: datetime | None = None,
         credentials: Credentials | None = None,
+        config: EmulatorConfig | None = None,
+        clock: EmulatorClock | None = None,
     ) -> None:
+        """``seed=None`` (the default): execution ids, tokens, request ids and the URL-signing
+        secret are new on every start and every reset, and result data uses seed 0. A seed makes
+        all of them repeat. ``config`` is the configuration ``reset`` returns to."""
         self.lock = threading.RLock()
-        self.clock = EmulatorClock(start=start, speed=speed)
+        self.clock = clock or EmulatorClock(start=start, speed=speed)
         self.credentials = credentials or Credentials()
-        self._initial_speed = speed
+        self._initial_speed = self.clock.speed
+        self._initial_config = config or EmulatorConfig()
         self.log = RequestLog()
-        self.seed = seed
-        self.tokens = TokenStore(random.Random(seed), self.credentials)
-        self._seed_everything(seed)
+        self.fixed_seed = seed
+        self.tokens = TokenStore(random.Random(self._stream_seed()), self.credentials)
+        self._seed_everything()
 
-    def _seed_everything(self, seed: int) -> None:
-        self.seed = seed
-        self.config = EmulatorConfig()
+    def _stream_seed(self) -> int:
+        """The seed of the id/token/secret streams: the asked-for seed, else a fresh random one."""
+        return secrets.randbits(64) if self.fixed_seed is None else self.fixed_seed
+
+    def _seed_everything(self) -> None:
+        self.seed = 0 if self.fixed_seed is None else self.fixed_seed  # result data
+        self.config = self._initial_config.model_copy()
         self.instances = seeded_instances()
         self.data_sources = defaults.seeded_data_sources()
         self.scripts: dict[str, WorkflowScript] = {}
         self.faults = FaultInjector()
         self.throttle: TokenBucket | None = None
-        self._ids = random.Random(seed)
-        self._rids = random.Random(seed + 1)
-        self.signer = UrlSigner(random.Random(seed + 2).randbytes(32))
+        stream = self._stream_seed()
+        self._ids = random.Random(stream)
+        self._rids = random.Random(stream + 1)
+        self.signer = UrlSigner(random.Random(stream + 2).randbytes(32))
         self._seq = 0
 
     def reset(self, seed: int | None = None, *, clear_tokens: bool = False) -> None:
-        """Back to the seeded world. The clock keeps running (it never goes back) and issued
-        access tokens stay valid unless ``clear_tokens``; speed returns to its initial value."""
+        """Back to the seeded world (``seed`` given: from now on seeded with it). The clock keeps
+        running (it never goes back) and issued access tokens stay valid unless ``clear_tokens``;
+        speed and config return to their initial values."""
         with self.lock:
-            self._seed_everything(self.seed if seed is None else seed)
+            if seed is not None:
+                self.fixed_seed = seed
+            self._seed_everything()
             self.clock.set_speed(self._initial_speed)
             self.log.clear()
             if clear_tokens:
-                self.tokens = TokenStore(random.Random(self.seed), self.credentials)
+                self.tokens = TokenStore(random.Random(self._stream_seed()), self.credentials)
+
+    def lifetime_now(self) -> datetime:
+        """Now, on the clock token and download-URL lifetimes are measured on (wall by default)."""
+        return self.clock.instant().on(self.config.scaled_lifetimes)
 
     # -- ids ---------------------------------------------------------------------------------
     def new_uuid(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 from datetime import datetime
 from types import TracebackType
@@ -10,17 +11,22 @@ from typing import Any
 
 import requests
 
+from airflow_provider_amc.emulator import defaults
+from airflow_provider_amc.emulator.config import EmulatorConfig
 from airflow_provider_amc.emulator.server import base_url, bind, build_server
 from airflow_provider_amc.emulator.state import EmulatorState
+from airflow_provider_amc.emulator.tls import TlsFiles, generate, server_names
 
 
 class AdminClient:
     """Thin ``requests`` wrapper over the ``/emulator/`` admin API (one method per route)."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, ca_file: str | None = None) -> None:
         self.url = url.rstrip("/") + "/emulator"
         self.timeout = timeout
         self._session = requests.Session()
+        if ca_file:
+            self._session.verify = ca_file
 
     def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         response = self._session.request(
@@ -119,6 +125,12 @@ class EmulatorServer:
     with EmulatorServer(speed=10) as server:
         requests.post(server.url + "/auth/o2/token", data={...})
         server.admin.advance(60)
+
+    ``seed=None`` (default): execution ids and tokens are new on every start; give a seed to make
+    them repeat. ``tls=True`` serves HTTPS with a certificate from a CA generated for this server
+    (``tls=TlsFiles.given(...)`` uses yours); :attr:`ca_file` is then the CA file clients must
+    trust and :attr:`url` starts with ``https://``. ``scaled_lifetimes=True`` measures token and
+    download-URL lifetimes on the emulated clock (for tests of expiry; default: wall clock).
     """
 
     def __init__(
@@ -126,18 +138,42 @@ class EmulatorServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        seed: int = 0,
+        seed: int | None = None,
         speed: float = 1.0,
         state: EmulatorState | None = None,
+        tls: bool | TlsFiles = False,
+        scaled_lifetimes: bool = False,
         log_level: str = "warning",
         start_timeout: float = 10.0,
     ) -> None:
-        self.state = state or EmulatorState(seed=seed, speed=speed)
+        config = EmulatorConfig(scaled_lifetimes=scaled_lifetimes)
+        self.state = state or EmulatorState(seed=seed, speed=speed, config=config)
         self._host, self._port, self._log_level, self._start_timeout = host, port, log_level, start_timeout
+        self._tls_request = tls
+        self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.tls: TlsFiles | None = None
         self._thread: threading.Thread | None = None
         self._server: Any = None
         self.url = ""
         self._admin: AdminClient | None = None
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA file (PEM) that verifies this server's certificate; None when serving HTTP."""
+        return self.tls.ca_file if self.tls else None
+
+    def connection(self, instance_id: str | None = defaults.DEFAULT_INSTANCE_ID) -> dict[str, Any]:
+        """An ``amc`` Airflow connection (JSON form) to this server with the seeded identities
+        (with ``verify`` = :attr:`ca_file` over HTTPS)."""
+        return defaults.airflow_connection(self.url, instance_id, verify=self.ca_file)
+
+    def _tls_files(self) -> TlsFiles | None:
+        if isinstance(self._tls_request, TlsFiles):
+            return self._tls_request
+        if not self._tls_request:
+            return None
+        self._tls_dir = tempfile.TemporaryDirectory(prefix="amc-emulator-tls-")
+        return generate(self._tls_dir.name, server_names(self._host))
 
     @property
     def admin(self) -> AdminClient:
@@ -148,8 +184,9 @@ class EmulatorServer:
     def start(self) -> EmulatorServer:
         if self._thread is not None:
             return self
+        self.tls = self._tls_files()
         sock = bind(self._host, self._port)
-        self._server = build_server(self.state, self._log_level)
+        self._server = build_server(self.state, self._log_level, self.tls)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="amc-emulator", daemon=True
         )
@@ -162,8 +199,8 @@ class EmulatorServer:
         if not self._server.started:
             self.stop()
             raise RuntimeError("the AMC emulator did not start")
-        self.url = base_url(sock)
-        self._admin = AdminClient(self.url)
+        self.url = base_url(sock, self.tls is not None)
+        self._admin = AdminClient(self.url, ca_file=self.ca_file)
         return self
 
     def stop(self) -> None:
@@ -174,6 +211,9 @@ class EmulatorServer:
         if self._admin is not None:
             self._admin.close()
         self._thread = None
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
+            self._tls_dir = None
 
     def __enter__(self) -> EmulatorServer:
         return self.start()

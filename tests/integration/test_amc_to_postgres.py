@@ -213,6 +213,7 @@ def test_from_saved_source_path_downloads_nothing(amc: EmulatorServer, table: st
 def test_expired_download_urls_are_fetched_again(
     amc: EmulatorServer, table: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    amc.admin.config(scaled_lifetimes=True)  # expire URLs by moving the emulated clock
     execution_id = finished_execution(amc, rows=1_000, parts=2)
     stale = AmcHook().get_download_urls(execution_id, instance_id=INSTANCE)
     amc.admin.advance(defaults.DOWNLOAD_URL_EXPIRES_SECONDS + 60)

@@ -175,6 +175,7 @@ def test_cancel_then_already_terminal(amc: Driver, emulator: EmulatorServer) -> 
 
 
 def test_expired_download_url(amc: Driver, emulator: EmulatorServer) -> None:
+    emulator.admin.config(scaled_lifetimes=True)  # expire URLs by moving the emulated clock
     execution_id = run_demo(amc, emulator)
     finish(amc, emulator, execution_id)
     (url, *_) = amc.get_download_urls(execution_id).download_urls

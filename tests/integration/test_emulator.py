@@ -141,6 +141,8 @@ def test_missing_and_unknown_bearer(amc: Amc) -> None:
 def test_expired_bearer_401_then_configurable_403(amc: Amc) -> None:
     assert amc.call("GET", "/workflows").status_code == 200
     amc.server.admin.advance(3601)
+    assert amc.call("GET", "/workflows").status_code == 200  # lifetimes run on the wall clock
+    amc.server.admin.config(scaled_lifetimes=True)
     assert _error(amc.call("GET", "/workflows"), 401) == "Authentication failed"
     amc.token = Amc(amc.server).token
     assert amc.call("GET", "/workflows").status_code == 200
@@ -514,6 +516,8 @@ def test_download_url_expires_and_rejects_tampering(amc: Amc) -> None:
     assert tampered.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in tampered.text
     assert requests.get(url, timeout=10).status_code == 200
     amc.server.admin.advance(601)
+    assert requests.get(url, timeout=10).status_code == 200  # lifetimes run on the wall clock
+    amc.server.admin.config(scaled_lifetimes=True)
     expired = requests.get(url, timeout=10)
     assert expired.status_code == 403 and expired.headers["content-type"].startswith("application/xml")
     assert "<Code>AccessDenied</Code>" in expired.text and "Request has expired" in expired.text
