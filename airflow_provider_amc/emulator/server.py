@@ -34,7 +34,23 @@ def build_server(
         ssl_certfile=tls.certfile if tls else None,
         ssl_keyfile=tls.keyfile if tls else None,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping promptly over TLS too."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # A client's idle pooled TLS connection never answers the close_notify that a graceful
+        # close sends, so stopping would wait for asyncio's 30 s SSL shutdown timeout: abort the
+        # idle ones (as uvicorn closes them), let busy ones finish.
+        if self.config.is_ssl:
+            for connection in list(self.server_state.connections):
+                cycle = getattr(connection, "cycle", None)
+                transport = getattr(connection, "transport", None)
+                if transport is not None and (cycle is None or cycle.response_complete):
+                    transport.abort()
+        await super().shutdown(sockets)
 
 
 def base_url(sock: socket.socket, tls: bool = False) -> str:
