@@ -28,13 +28,3 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_server.admin.reset()
     yield emulator_server
     emulator_server.admin.reset()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_async_connection_settings() -> Iterator[None]:
-    """Tests re-point connections between tests: drop the triggerer-side settings cache."""
-    from airflow_provider_amc.hooks.amc import clear_async_settings_cache
-
-    clear_async_settings_cache()
-    yield
-    clear_async_settings_cache()

@@ -25,7 +25,7 @@ from airflow_provider_amc.client.protocol import (
     full_jitter,
 )
 from airflow_provider_amc.client.settings import AmcSettings
-from airflow_provider_amc.client.transport import proxy_for, proxy_route, ssl_context
+from airflow_provider_amc.client.transport import proxy_route
 
 T = TypeVar("T")
 
@@ -140,7 +140,7 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
             timeout = aiohttp.ClientTimeout(sock_connect=request.timeout, sock_read=request.timeout)
         else:
             timeout = aiohttp.ClientTimeout(total=request.timeout)
-        proxy = proxy_for(self.settings, request.url)
+        proxy = self._transport.proxy(request.url)
         route = proxy_route(proxy) if proxy else None
         try:
             response = await self._http().request(
@@ -152,7 +152,7 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
                 allow_redirects=False,
                 proxy=route.url if route else None,
                 proxy_headers=route.headers if route else None,
-                ssl=ssl_context(self.settings),
+                ssl=self._transport.ssl(request.url),
             )
             headers = {key.lower(): value for key, value in response.headers.items()}
             if request.stream and response.ok:

@@ -47,6 +47,7 @@ from airflow_provider_amc.client.protocol import (
     parse_with,
 )
 from airflow_provider_amc.client.settings import AmcSettings
+from airflow_provider_amc.client.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class ClientBase:
             raise AmcConfigError(f"settings must be an AmcSettings instance, got {type(settings).__name__}")
         self.settings = settings
         self._ctx = CallContext(settings, jitter)
+        self._transport = Transport(settings)
         self._token_cache = TOKEN_CACHE if token_cache is None else token_cache
         self._token_key = token_key(settings)
         self._on_new_token = on_new_token

@@ -27,7 +27,6 @@ from airflow_provider_amc.client.protocol import (
     full_jitter,
 )
 from airflow_provider_amc.client.settings import AmcSettings
-from airflow_provider_amc.client.transport import ca_bundle, proxy_for
 
 T = TypeVar("T")
 _NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)
@@ -114,7 +113,7 @@ class AmcClient(AmcOperations, SyncRunner):
         return self._seen_token(self._token_cache.get(self._token_key, lambda: self._run(self._token_flow())))
 
     def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
-        proxy = proxy_for(self.settings, request.url)
+        proxy = self._transport.proxy(request.url)
         with Deadline(request.timeout) as deadline:
             try:
                 response = self._session.request(
@@ -126,7 +125,7 @@ class AmcClient(AmcOperations, SyncRunner):
                     stream=request.stream,
                     allow_redirects=False,
                     proxies={urlsplit(request.url).scheme: proxy} if proxy else {},
-                    verify=ca_bundle(self.settings),
+                    verify=self._transport.verify,
                 )
                 headers = {key.lower(): value for key, value in response.headers.items()}
                 if request.stream and response.ok:

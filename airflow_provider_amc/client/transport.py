@@ -54,6 +54,37 @@ def ca_bundle(settings: AmcSettings) -> str | bool:
     return requests.utils.DEFAULT_CA_BUNDLE_PATH
 
 
+class Transport:
+    """The proxy/TLS decisions of one client (one hook, one trigger run), made once per origin.
+
+    The environment is read when the client is made and for each new origin, never cached across
+    clients: a new trigger sees the proxy variables and the CA bundle as they are now.
+    """
+
+    def __init__(self, settings: AmcSettings) -> None:
+        self.settings = settings
+        self._proxies: dict[tuple[str, str], str | None] = {}
+        self._verify: str | bool | None = None
+
+    def proxy(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        if origin not in self._proxies:
+            self._proxies[origin] = proxy_for(self.settings, url)
+        return self._proxies[origin]
+
+    @property
+    def verify(self) -> str | bool:
+        """requests' ``verify=``."""
+        if self._verify is None:
+            self._verify = ca_bundle(self.settings)
+        return self._verify
+
+    def ssl(self, url: str) -> ssl.SSLContext | bool:
+        """aiohttp's ``ssl=`` (its default, True, for plain http: nothing to verify)."""
+        return ssl_context(self.settings) if url.startswith("https:") else True
+
+
 @dataclass(frozen=True)
 class ProxyRoute:
     """A proxy URL without credentials and the ``Proxy-Authorization`` header they become."""

@@ -25,7 +25,6 @@ extra ``trust_env``       ``true`` (default): honour ``HTTPS_PROXY``/``NO_PROXY`
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
@@ -50,17 +49,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_amc.client.aio import AsyncAmcClient
-
-#: How long the triggerer reuses settings read from a connection (1,000 triggers on one
-#: connection then make one lookup, not one each; a changed connection is seen within this).
-ASYNC_SETTINGS_TTL = 60.0
-_async_settings_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[float, AmcSettings]] = {}
-
-
-def clear_async_settings_cache() -> None:
-    """Forget connection settings cached for the triggerer (tests that change a connection)."""
-    _async_settings_cache.clear()
-
 
 #: Extra keys read from the connection (also accepted with the ``extra__amc__`` prefix).
 EXTRA_FIELDS = (
@@ -160,28 +148,23 @@ class AmcHook(BaseHook):
     def settings(self) -> AmcSettings:
         """Client settings read from the connection (worker side)."""
         conn = self.get_connection(self.amc_conn_id)
-        settings = settings_from_connection(conn, conn.extra_dejson, **self._overrides)
-        _mask(conn.password, settings.refresh_token.get_secret_value())
-        return settings
+        return self._read_settings(conn, conn.extra_dejson)
 
     async def aget_settings(self) -> AmcSettings:
         """Client settings read from the connection without blocking the event loop (triggerer).
 
-        Cached per connection for ``ASYNC_SETTINGS_TTL`` seconds across hooks of the process.
+        Read once per hook, i.e. once per trigger run: every new trigger sees the connection as it
+        is now (a fixed host, a rotated secret), with no process-wide cache to go stale.
         """
-        if "settings" in self.__dict__:
-            return self.__dict__["settings"]  # type: ignore[no-any-return]
-        key = (self.amc_conn_id, tuple(sorted(self._overrides.items())))
-        cached = _async_settings_cache.get(key)
-        if cached and time.monotonic() - cached[0] < ASYNC_SETTINGS_TTL:
-            settings = cached[1]
-        else:
+        if "settings" not in self.__dict__:
             conn = await self.aget_connection(self.amc_conn_id)
             extra = await conn.aextra_dejson()
-            settings = settings_from_connection(conn, extra, **self._overrides)
-            _mask(conn.password, settings.refresh_token.get_secret_value())
-            _async_settings_cache[key] = (time.monotonic(), settings)
-        self.__dict__["settings"] = settings
+            self.__dict__["settings"] = self._read_settings(conn, extra)
+        return self.__dict__["settings"]  # type: ignore[no-any-return]
+
+    def _read_settings(self, conn: Connection, extra: Mapping[str, Any]) -> AmcSettings:
+        settings = settings_from_connection(conn, extra, **self._overrides)
+        _mask(conn.password, settings.refresh_token.get_secret_value())
         return settings
 
     @cached_property

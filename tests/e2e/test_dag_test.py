@@ -117,3 +117,35 @@ def test_dag_test_runs_submit_and_deferred_sensor(
 
 def summary_uri(emulator: EmulatorServer, execution_id: str) -> str:
     return str(emulator.admin.execution(DEFAULT_INSTANCE_ID, execution_id)["execution"]["outputS3URI"])
+
+
+def test_two_fakes_two_dag_tests_in_one_process(airflow_home: Path, table: str) -> None:
+    """Issue 14, the user's case: each run starts its own fake on its own port; the second run's
+    trigger must poll the second fake at once (no connection settings kept from the first run)."""
+    env = {
+        **base_env(airflow_home),
+        **postgres_connection_env(PG_CONN_ID),
+        "AMC_DAGTEST_TABLE": table,
+        "AMC_DAGTEST_PG_CONN_ID": PG_CONN_ID,
+    }
+    result = subprocess.run(
+        [sys.executable, str(DAGS / "amc_two_fakes.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    runs = [
+        json.loads(line.split(" ", 1)[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("AMC_RUN ")
+    ]
+    assert len(runs) == 2, result.stdout[-4000:] + result.stderr[-4000:]
+    assert runs[0]["url"] != runs[1]["url"]
+    for run in runs:
+        assert run["state"] == "success", (runs, result.stdout[-4000:])
+        assert run["creates"] == 1, runs
+        assert run["polls"] >= 1, runs  # this run's fake saw the status polls (worker and trigger)
+        assert run["seconds"] < 45, runs  # the old 60 s settings cache made run 2 poll a dead host
