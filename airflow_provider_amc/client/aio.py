@@ -23,6 +23,7 @@ from airflow_provider_amc.client.protocol import (
     TransportFailure,
     deadline_message,
     full_jitter,
+    without_query,
 )
 from airflow_provider_amc.client.settings import AmcSettings
 from airflow_provider_amc.client.transport import proxy_route
@@ -161,10 +162,14 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
                 return HttpResponse(response.status, headers, await response.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
             if isinstance(exc, _NOT_SENT):
-                return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=False)
+                return TransportFailure(
+                    without_query(f"{type(exc).__name__}: {exc}", request.url), maybe_sent=False
+                )
             if isinstance(exc, TimeoutError):
                 return TransportFailure(deadline_message(request.timeout), maybe_sent=True)
-            return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=True)
+            return TransportFailure(
+                without_query(f"{type(exc).__name__}: {exc}", request.url), maybe_sent=True
+            )
 
     # ---- streaming downloads ---------------------------------------------------------------------
     def iter_download(self, url: str, *, chunk_size: int = 1 << 20) -> AsyncIterator[bytes]:
@@ -189,7 +194,8 @@ class AsyncAmcClient(AmcOperations, AsyncRunner):
                         f"Download interrupted: {deadline_message(seconds, chunk_size)}"
                     ) from None
                 except aiohttp.ClientError as exc:
-                    raise AmcTransportError(f"Download interrupted: {type(exc).__name__}: {exc}") from exc
+                    reason = without_query(f"{type(exc).__name__}: {exc}", url)
+                    raise AmcTransportError(f"Download interrupted: {reason}") from None
                 if not chunk:
                     return
                 yield chunk

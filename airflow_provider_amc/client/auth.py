@@ -62,8 +62,8 @@ def token_operation(settings: AmcSettings) -> Operation:
 def parse_token(body: Any) -> tuple[str, float]:
     """(access token, lifetime in seconds) from an LwA answer."""
     if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
-        keys = sorted(body) if isinstance(body, dict) else type(body).__name__
-        raise AmcAuthError(f"Login with Amazon answered without an access_token (got keys {keys})")
+        # Not even the keys are quoted: an echoing endpoint may use a secret as a key.
+        raise AmcAuthError("Login with Amazon answered without an access_token")
     try:
         expires_in = float(body.get("expires_in", DEFAULT_EXPIRES_IN))
     except (TypeError, ValueError):

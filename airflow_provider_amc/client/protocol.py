@@ -13,6 +13,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ class Operation:
         """``METHOD path`` for logs and messages (no query string, no host, nothing secret)."""
         return f"{self.method} {urlsplit(self.url).path}"
 
+    def __repr__(self) -> str:  # the token grant's form holds the refresh token and client secret
+        return f"Operation({self.label}, kind={self.kind})"
+
 
 @dataclass(frozen=True)
 class HttpRequest:
@@ -109,6 +113,16 @@ class HttpResponse:
     @property
     def request_id(self) -> str | None:
         return self.headers.get("x-amz-request-id") or self.headers.get("x-amz-rid")
+
+    def __repr__(self) -> str:  # a token answer's body holds the access token
+        return f"HttpResponse({self.status}, {len(self.body)} bytes)"
+
+
+def without_query(text: str, url: str) -> str:
+    """``text`` with ``url``'s query string hidden (pre-signed download URLs carry a signature
+    usable for minutes; transport errors quote the request target)."""
+    query = urlsplit(url).query
+    return text.replace(f"?{query}", "?<query hidden>") if query else text
 
 
 @dataclass(frozen=True)
@@ -234,9 +248,9 @@ def parse_json(response: HttpResponse, op: Operation) -> Any:
     try:
         return json.loads(response.body)
     except (ValueError, UnicodeDecodeError):
+        quoted = "" if op.kind == Kind.TOKEN else f": {snippet(response.body)!r}"  # may echo secrets
         raise AmcResponseError(
-            f"{op.label} answered HTTP {response.status} with a body that is not valid JSON: "
-            f"{snippet(response.body)!r}",
+            f"{op.label} answered HTTP {response.status} with a body that is not valid JSON{quoted}",
             status_code=response.status,
             request_id=response.request_id,
         ) from None
@@ -269,6 +283,27 @@ class ErrorBody:
         )
 
 
+#: An OAuth 2 ``error`` code (RFC 6749 §5.2: a short ASCII word); anything else is not quoted.
+_OAUTH_ERROR = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def token_error(op: Operation, response: HttpResponse) -> AmcAuthError:
+    """The error for a refused token request: the HTTP status and the OAuth ``error`` code only.
+
+    Nothing else of the body enters the message or the exception: token endpoints (and the proxies
+    in front of them) echo the request form, i.e. the refresh token and the client secret.
+    """
+    parsed = ErrorBody.parse(response.body)
+    code = parsed.error if isinstance(parsed.error, str) and _OAUTH_ERROR.match(parsed.error) else None
+    reason = f"HTTP {response.status}, OAuth error {code}" if code else f"HTTP {response.status}"
+    return AmcAuthError(
+        f"Login with Amazon refused the token request ({reason})",
+        error=code,
+        status_code=response.status,
+        request_id=response.request_id,
+    )
+
+
 def api_error(op: Operation, response: HttpResponse, extra: str = "") -> AmcError:
     """The typed error for a final (non-retried) error answer."""
     status = response.status
@@ -282,13 +317,7 @@ def api_error(op: Operation, response: HttpResponse, extra: str = "") -> AmcErro
     text = parsed.details or parsed.error_description or parsed.error or "no details"
     message = f"{op.label} failed with HTTP {status}: {text}{extra}"
     if op.kind == Kind.TOKEN:
-        lwa = parsed.error or f"HTTP {status}"
-        return AmcAuthError(
-            f"Login with Amazon refused the token request ({lwa}): {parsed.error_description or text}",
-            error=parsed.error,
-            error_description=parsed.error_description,
-            **fields,
-        )
+        return token_error(op, response)
     if op.kind == Kind.DOWNLOAD and status == 403:
         return AmcDownloadExpiredError(
             f"Download URL refused with HTTP 403 (expired or altered pre-signed URL; ask for fresh "

@@ -30,12 +30,19 @@ REGIONS: dict[str, RegionEndpoints] = {
 
 
 def _config_error(exc: ValidationError, model: str) -> AmcConfigError:
-    """Turn a pydantic ValidationError into one AmcConfigError naming every bad field."""
+    """Turn a pydantic ValidationError into one AmcConfigError naming every bad field, each once.
+
+    pydantic calls a custom ``__init__`` from ``model_validate``: an AmcConfigError raised there
+    comes back wrapped in a ValidationError and is passed through as it is (not wrapped again).
+    """
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"]) or model
+        inner = (error.get("ctx") or {}).get("error")
+        if isinstance(inner, AmcConfigError) and len(exc.errors()) == 1:
+            return inner
         message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{field}: {message}")
+        field = ".".join(str(part) for part in error["loc"])
+        problems.append(f"{field}: {message}" if field else message)
     return AmcConfigError(f"Invalid {model}: " + "; ".join(problems))
 
 

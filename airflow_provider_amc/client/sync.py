@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -25,11 +26,35 @@ from airflow_provider_amc.client.protocol import (
     TransportFailure,
     deadline_message,
     full_jitter,
+    without_query,
 )
 from airflow_provider_amc.client.settings import AmcSettings
 
 T = TypeVar("T")
 _NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError)
+
+
+class _HidePresignedQuery(logging.Filter):
+    """urllib3 logs each request target at DEBUG, query string included: for a pre-signed result
+    URL that is a signature usable for minutes. The query of such targets is hidden."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_is_presigned(arg) for arg in record.args):
+            record.args = tuple(_hide_query(arg) if _is_presigned(arg) else arg for arg in record.args)
+        return True
+
+
+def _is_presigned(value: object) -> bool:
+    return isinstance(value, str) and "?" in value and ("X-Amz-" in value or "Signature=" in value)
+
+
+def _hide_query(value: str) -> str:
+    return value.split("?", 1)[0] + "?<query hidden>"
+
+
+_URLLIB3_LOG = logging.getLogger("urllib3.connectionpool")
+if not any(isinstance(f, _HidePresignedQuery) for f in _URLLIB3_LOG.filters):
+    _URLLIB3_LOG.addFilter(_HidePresignedQuery())
 
 
 def _new_session() -> requests.Session:
@@ -136,7 +161,10 @@ class AmcClient(AmcOperations, SyncRunner):
             except requests.RequestException as exc:
                 if deadline.expired:
                     return TransportFailure(deadline_message(request.timeout), maybe_sent=True)
-                return TransportFailure(f"{type(exc).__name__}: {exc}", maybe_sent=not _never_sent(exc))
+                return TransportFailure(
+                    without_query(f"{type(exc).__name__}: {exc}", request.url),
+                    maybe_sent=not _never_sent(exc),
+                )
 
     # ---- streaming downloads ---------------------------------------------------------------------
     def iter_download(self, url: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
@@ -158,8 +186,10 @@ class AmcClient(AmcOperations, SyncRunner):
                     try:
                         chunk = next(chunks, None)
                     except requests.RequestException as exc:
-                        reason = deadline_message(seconds, chunk_size) if deadline.expired else exc
-                        raise AmcTransportError(f"Download interrupted: {reason}") from None
+                        reason = deadline_message(seconds, chunk_size) if deadline.expired else f"{exc}"
+                        raise AmcTransportError(
+                            f"Download interrupted: {without_query(reason, url)}"
+                        ) from None
                 if chunk is None:
                     return
                 if chunk:

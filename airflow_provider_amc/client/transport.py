@@ -25,6 +25,10 @@ import requests.utils
 from airflow_provider_amc.client.errors import AmcConfigError
 from airflow_provider_amc.client.settings import AmcSettings
 
+#: The environment variables that can give an http(s) URL a proxy (requests reads both cases).
+PROXY_ENV = tuple(f"{scheme}_proxy" for scheme in ("http", "https", "all")) + tuple(
+    f"{scheme}_PROXY" for scheme in ("HTTP", "HTTPS", "ALL")
+)
 #: Environment variables naming a CA bundle (requests' rules; read when ``trust_env`` is true).
 CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
@@ -33,7 +37,7 @@ def proxy_for(settings: AmcSettings, url: str) -> str | None:
     """The proxy URL for ``url``: the connection's ``proxies``, then (with ``trust_env``) the
     environment's, ``NO_PROXY`` applying to the environment's proxies only (as in requests)."""
     proxies = dict(settings.proxies or {})
-    if settings.trust_env:
+    if settings.trust_env and any(os.environ.get(name) for name in PROXY_ENV):
         for scheme, proxy in requests.utils.get_environ_proxies(url).items():
             proxies.setdefault(scheme, proxy)
     if not proxies:

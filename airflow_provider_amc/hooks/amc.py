@@ -36,6 +36,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_amc.client import (
     AmcAccount,
     AmcClient,
+    AmcConfigError,
     AmcDownloadExpiredError,
     AmcInstance,
     AmcSettings,
@@ -74,25 +75,63 @@ LINK_EXTRA_FIELDS = ("console_url_template",)
 KNOWN_EXTRA_FIELDS = EXTRA_FIELDS + LINK_EXTRA_FIELDS
 
 
+#: Where keys that are not extras belong (a natural place to put them, silently ignored before).
+BELONGS_ELSEWHERE = {
+    "host": "the connection's Host field (https://host[:port])",
+    "port": "the connection's Host field (https://host:port)",
+    "schema": "the scheme of the connection's Host field (https://...)",
+    "login": "the connection's Login field",
+    "client_id": "the connection's Login field",
+    "password": "the connection's Password field",
+    "client_secret": "the connection's Password field",
+}
+_PREFIX = "extra__amc__"
+
+
+def check_extra_keys(extra: Mapping[str, Any]) -> None:
+    """Refuse extra keys the hook does not read (they would be silently ignored), naming each."""
+    unknown = sorted(key for key in extra if key.removeprefix(_PREFIX) not in EXTRA_FIELDS)
+    if not unknown:
+        return
+    problems = []
+    for key in unknown:
+        where = BELONGS_ELSEWHERE.get(key.removeprefix(_PREFIX))
+        problems.append(f"{key!r} (belongs in {where})" if where else repr(key))
+    raise AmcConfigError(
+        f"unknown extra field(s) {', '.join(problems)}; the known extra fields are {', '.join(EXTRA_FIELDS)}"
+    )
+
+
 def _extra_value(extra: Mapping[str, Any], key: str) -> Any:
     value = extra.get(key)
     if value in (None, ""):
-        value = extra.get(f"extra__amc__{key}")
+        value = extra.get(f"{_PREFIX}{key}")
     return None if value == "" else value
 
 
 def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overrides: Any) -> AmcSettings:
-    """Build client settings from an Airflow connection and its decoded extra (sync or async)."""
-    fields: dict[str, Any] = {key: _extra_value(extra, key) for key in EXTRA_FIELDS}
-    host = conn.host or None
-    if host and "://" not in host:
-        scheme = conn.schema or "https"
-        host = f"{scheme}://{host}"
-    if host and conn.port:
-        host = f"{host.rstrip('/')}:{conn.port}"
-    fields.update(client_id=conn.login, client_secret=conn.password, host=host)
-    fields.update({k: v for k, v in overrides.items() if v is not None})
-    return AmcSettings.model_validate({k: v for k, v in fields.items() if v is not None})
+    """Build client settings from an Airflow connection and its decoded extra (sync or async).
+
+    Raises AmcConfigError naming the connection and each problem (unknown extra keys, missing or
+    invalid fields) before any HTTP call.
+    """
+    try:
+        check_extra_keys(extra)
+        fields: dict[str, Any] = {key: _extra_value(extra, key) for key in EXTRA_FIELDS}
+        host = conn.host or None
+        if host and "://" not in host:
+            scheme = conn.schema or "https"
+            host = f"{scheme}://{host}"
+        if host and conn.port:
+            host = f"{host.rstrip('/')}:{conn.port}"
+        fields.update(client_id=conn.login, client_secret=conn.password, host=host)
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return AmcSettings.model_validate({k: v for k, v in fields.items() if v is not None})
+    except AmcConfigError as exc:
+        message = str(exc).removeprefix("Invalid AmcSettings: ")
+        for field, where in (("client_id", "login"), ("client_secret", "password")):
+            message = message.replace(f"{field}: ", f"{field} (the connection's {where}): ")
+        raise AmcConfigError(f"amc connection {conn.conn_id!r} is not usable: {message}") from None
 
 
 def part_name(url: str, index: int) -> str:
@@ -326,10 +365,27 @@ class AmcHook(BaseHook):
 
     # ---- Airflow UI -------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """Get an access token and make one cheap call (list the AMC instances)."""
+        """Get an access token and list the AMC instances: fails when the account/marketplace sees
+        none, or when the connection's default ``instance_id`` is not among them."""
         try:
             self.get_access_token()
             instances = self.list_instances()
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
-        return True, f"Connection successfully tested: {len(instances)} AMC instance(s) visible."
+        settings = self.settings
+        visible = sorted(item.instance_id for item in instances)
+        if not visible:
+            return False, (
+                f"no AMC instance is visible for advertiser_id {settings.advertiser_id!r} in "
+                f"marketplace {settings.marketplace_id!r}: check the extras advertiser_id and "
+                "marketplace_id (AmcHook.discover() lists the accounts these credentials can use)"
+            )
+        if settings.instance_id and settings.instance_id not in visible:
+            return False, (
+                f"the default instance_id {settings.instance_id!r} is not visible for advertiser_id "
+                f"{settings.advertiser_id!r}; visible instances: {', '.join(visible)}"
+            )
+        return (
+            True,
+            f"Connection successfully tested: {len(visible)} AMC instance(s) visible: {', '.join(visible)}.",
+        )

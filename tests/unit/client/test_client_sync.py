@@ -28,6 +28,7 @@ from amc_client_fakes import (
 
 from airflow_provider_amc.client import (
     AmcApiError,
+    AmcError,
     AmcAuthError,
     AmcClient,
     AmcConfigError,
@@ -244,16 +245,37 @@ def test_refused_twice_raises_auth_error(mock: Any, client: AmcClient, status: i
     )
 
 
-def test_lwa_error_becomes_auth_error_with_its_fields(mock: Any, client: AmcClient) -> None:
-    mock.post(TOKEN_URL, status_code=400, json={"error": "invalid_grant", "error_description": "revoked"})
+def test_lwa_error_becomes_auth_error_with_status_and_oauth_code_only(mock: Any, client: AmcClient) -> None:
+    """Nothing but the status and the OAuth ``error`` code: the rest of a token answer may echo secrets."""
+    mock.post(TOKEN_URL, status_code=400, json={"error": "invalid_grant", "error_description": "revoked x"})
     with pytest.raises(AmcAuthError) as info:
         client.get_execution("e-1")
     assert (info.value.error, info.value.error_description, info.value.status_code) == (
         "invalid_grant",
-        "revoked",
+        None,
         400,
     )
+    assert (info.value.details, info.value.code) == (None, None)
+    assert (
+        str(info.value) == "Login with Amazon refused the token request (HTTP 400, OAuth error invalid_grant)"
+    )
     assert api_calls(mock) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": "invalid_grant Atzr|secret", "error_description": "Atzr|secret"}',
+        b"<html><body>refresh_token=Atzr%7Csecret</body></html>",
+        b'{"access_token": "Atza|x", "refresh_token": "Atzr|sec',
+    ],
+)
+def test_token_answer_body_never_enters_the_message(mock: Any, client: AmcClient, body: bytes) -> None:
+    mock.post(TOKEN_URL, status_code=400 if b"html" in body or b"error" in body else 200, content=body)
+    with pytest.raises(AmcError) as info:
+        client.get_access_token()
+    assert "sec" not in str(info.value).replace("request", "")
+    assert "secret" not in repr(vars(info.value))
 
 
 def test_retry_after_is_honoured(mock: Any, client: AmcClient, sleeps: list[float]) -> None:
