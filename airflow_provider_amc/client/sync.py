@@ -48,8 +48,8 @@ def _is_presigned(value: object) -> bool:
     return isinstance(value, str) and "?" in value and ("X-Amz-" in value or "Signature=" in value)
 
 
-def _hide_query(value: str) -> str:
-    return value.split("?", 1)[0] + "?<query hidden>"
+def _hide_query(value: object) -> str:
+    return str(value).split("?", 1)[0] + "?<query hidden>"
 
 
 _URLLIB3_LOG = logging.getLogger("urllib3.connectionpool")

@@ -28,11 +28,11 @@ from amc_client_fakes import (
 
 from airflow_provider_amc.client import (
     AmcApiError,
-    AmcError,
     AmcAuthError,
     AmcClient,
     AmcConfigError,
     AmcDownloadExpiredError,
+    AmcError,
     AmcNotFoundError,
     AmcResponseError,
     AmcServerError,
