@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest postgres venv clean
+.PHONY: demo test lint typecheck pytest postgres browser venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ venv: $(STAMP)
 postgres:
 	@bash scripts/ensure_postgres.sh
 
+# The trigger-form test drives Debian's chromium + chromedriver (installed here if missing).
+browser:
+	@bash scripts/ensure_browser.sh
+
 lint: venv
 	$(BIN)/ruff check airflow_provider_amc tests dags bench scripts
 	$(BIN)/ruff format --check airflow_provider_amc tests dags bench scripts
@@ -27,7 +31,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy airflow_provider_amc/client
 
-pytest: venv postgres
+pytest: venv postgres browser
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -147,9 +147,34 @@ def test_default_deferrable_resolution(env: dict[str, str], expected: bool, tmp_
     assert _default_deferrable(env, tmp_path) is expected
 
 
-def test_default_deferrable_reads_airflow_cfg(tmp_path: Any) -> None:
-    (tmp_path / "airflow.cfg").write_text("[operators]\ndefault_deferrable = False\n")
-    assert _default_deferrable({}, tmp_path) is False
+@pytest.mark.parametrize(
+    ("cfg", "expected"),
+    [
+        # Airflow writes its defaults into a new airflow.cfg: that false must not turn deferral off.
+        ("[operators]\ndefault_deferrable = false\n", True),
+        ("[operators]\ndefault_deferrable = True\n", True),
+        ("[amc]\ndefault_deferrable = False\n[operators]\ndefault_deferrable = false\n", False),
+        ("[amc]\ndefault_deferrable = True\n", True),
+    ],
+)
+def test_default_deferrable_reads_airflow_cfg(cfg: str, expected: bool, tmp_path: Any) -> None:
+    (tmp_path / "airflow.cfg").write_text(cfg)
+    assert _default_deferrable({}, tmp_path) is expected
+
+
+def test_a_generated_airflow_cfg_keeps_the_sensor_deferrable(tmp_path: Any) -> None:
+    """The airflow.cfg Airflow itself writes on first start (every default, uncommented)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env["AIRFLOW_HOME"] = str(tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "config", "list"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert "default_deferrable = false" in (tmp_path / "airflow.cfg").read_text()
+    assert _default_deferrable({}, tmp_path) is True
 
 
 # ---- lineage ------------------------------------------------------------------------------------
