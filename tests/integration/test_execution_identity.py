@@ -233,6 +233,21 @@ def test_lost_submission_lookup_never_adopts_another_request(
     assert amc.admin.count("POST", CREATE_PATH) == 2
 
 
+def test_lost_submission_lookup_excludes_executions_another_task_owns(
+    amc: EmulatorServer, executions: str
+) -> None:
+    """B's worker died mid-submit; meanwhile DAG A submitted the same request (and recorded it).
+    B's retry finds A's live execution created after its marker: A owns it, so B submits its own."""
+    amc.admin.script(DEMO_WORKFLOW_ID, **LIVE)
+    store = InMemoryTaskStateStore()
+    crashed_try(store)
+    theirs = submit(executions, ti_of("dag_a"))
+    ours = submit(executions, ti_of("dag_b", try_number=2), store)
+    assert ours != theirs
+    assert amc_status(amc, theirs) == "PENDING"
+    assert (row_of(executions, theirs)["dag_id"], row_of(executions, ours)["dag_id"]) == ("dag_a", "dag_b")
+
+
 def test_lost_submission_lookup_takes_the_same_request_in_another_zone_spelling(
     amc: EmulatorServer, executions: str
 ) -> None:
