@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from airflow.sdk import BaseHook
 
@@ -149,12 +149,31 @@ def amc_time(value: datetime | str | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def secret_forms(secret: str) -> set[str]:
+    """A secret as it can appear in text: raw and URL-encoded (``Atzr|…`` is sent as ``Atzr%7C…``
+    in the token request's form; ``quote_plus`` also turns spaces into ``+``)."""
+    return {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+
+
 def _mask(*secrets: str | None) -> None:
+    """Register each secret, in every form it can take in text, with Airflow's masker."""
     from airflow.sdk.log import mask_secret
 
     for secret in secrets:
         if secret:
-            mask_secret(secret)
+            for form in secret_forms(secret):
+                mask_secret(form)
+
+
+def _settings_secrets(settings: AmcSettings) -> list[str | None]:
+    """The secrets a settings object holds: client secret, refresh token, proxy passwords."""
+    proxy_passwords = [urlsplit(proxy).password for proxy in (settings.proxies or {}).values()]
+    return [
+        settings.client_secret.get_secret_value(),
+        settings.refresh_token.get_secret_value(),
+        *(unquote(p) for p in proxy_passwords if p),
+        *proxy_passwords,
+    ]
 
 
 class AmcHook(BaseHook):
@@ -203,7 +222,7 @@ class AmcHook(BaseHook):
 
     def _read_settings(self, conn: Connection, extra: Mapping[str, Any]) -> AmcSettings:
         settings = settings_from_connection(conn, extra, **self._overrides)
-        _mask(conn.password, settings.refresh_token.get_secret_value())
+        _mask(*_settings_secrets(settings))
         return settings
 
     @cached_property

@@ -7,6 +7,7 @@ from airflow_env import amc_connection_env, apply_airflow_test_env
 apply_airflow_test_env()
 
 import json  # noqa: E402
+import os  # noqa: E402
 import time  # noqa: E402
 from collections.abc import AsyncIterator, Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -260,6 +261,23 @@ async def test_throttling_is_transient(serve: ServeFn) -> None:
     (event,) = await events_of(make_trigger(max_consecutive_errors=2))
     assert event.payload["status"] == "success"
     assert fake.polls == 6
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_server_errors_are_transient(
+    serve: ServeFn, monkeypatch: pytest.MonkeyPatch, status: int
+) -> None:
+    """A 5xx that outlives the client's own retries reaches the trigger, which polls again (a 5xx
+    treated as permanent would fail a run that AMC completes a minute later)."""
+    fake = await serve(
+        error(status, "Internal error"), error(status, "Internal error"), execution("SUCCEEDED")
+    )
+    conn = json.loads(os.environ["AIRFLOW_CONN_AMC_DEFAULT"])
+    conn["extra"]["max_attempts"] = 1  # each 5xx reaches the trigger at once
+    monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", json.dumps(conn))
+    (event,) = await events_of(make_trigger(max_consecutive_errors=3))
+    assert event.payload["status"] == "success"
+    assert fake.polls == 3
 
 
 async def test_missing_connection_is_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
