@@ -142,9 +142,10 @@ class ExecutionRecords:
 
     @cached_property
     def hook(self) -> PostgresHook:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        """Connections bounded in time (connect, lock and statement timeouts: postgres_bounds)."""
+        from airflow_provider_amc.postgres_bounds import RECORD_STATEMENT_TIMEOUT_MS, bounded_hook
 
-        return PostgresHook(postgres_conn_id=self.postgres_conn_id)
+        return bounded_hook(self.postgres_conn_id, statement_timeout_ms=RECORD_STATEMENT_TIMEOUT_MS)
 
     @property
     def quoted_table(self) -> str:

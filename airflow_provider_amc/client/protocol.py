@@ -431,17 +431,25 @@ def parse_with(op: Operation, parse: Callable[[Any], T], body: Any, status: int 
         ) from None
 
 
+#: Most pages one list call follows. AMC pages hold up to 100 items; a server that keeps sending a
+#: new ``nextToken`` would otherwise keep a call (e.g. the lost-create lookup) paging for ever.
+MAX_LIST_PAGES: Final = 1000
+
+
 def paginate(
     ctx: CallContext,
     make_op: Callable[[str | None], Operation],
     parse_page: Callable[[Any], tuple[list[T], str | None]],
     max_items: int | None = None,
 ) -> Flow[list[T]]:
-    """Follow ``nextToken`` until the last page (or ``max_items``); returns all items."""
+    """Follow ``nextToken`` until the last page (or ``max_items``); returns all items.
+
+    More than :data:`MAX_LIST_PAGES` pages is an AmcResponseError (a repeated token ends the list).
+    """
     items: list[T] = []
     token: str | None = None
     seen: set[str] = set()
-    while True:
+    for _ in range(MAX_LIST_PAGES):
         op = make_op(token)
         body = yield from call_json(ctx, op)
         page, token = parse_with(op, parse_page, body)
@@ -451,3 +459,7 @@ def paginate(
         if not token or token in seen:
             return items
         seen.add(token)
+    raise AmcResponseError(
+        f"{make_op(None).label} still answered a nextToken after {MAX_LIST_PAGES} pages "
+        f"({len(items)} items); stopped instead of paging for ever"
+    )

@@ -242,7 +242,7 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
             if self.source_path
             else self.hook.iter_result_parts(execution_id, instance_id=instance_id)
         )
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow_provider_amc.postgres_bounds import bounded_hook
 
         identity = self.request_identity(execution, instance_id)
         records = self.execution_records
@@ -251,7 +251,7 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
             records.ensure_table()  # a table of an older version gets the request columns
             plan = replace_plan(records, table, execution, identity)
         qualified = ".".join(table)
-        with closing(PostgresHook(postgres_conn_id=self.postgres_conn_id).get_conn()) as conn:
+        with closing(bounded_hook(self.postgres_conn_id).get_conn()) as conn:  # connect/lock timeouts
             try:
                 rows = load_execution(
                     conn,

@@ -560,6 +560,23 @@ def test_list_executions_max_items_stops_paging(mock: Any, client: AmcClient) ->
     assert len(api_calls(mock)) == 2
 
 
+def test_endless_next_tokens_stop_at_the_page_cap(mock: Any, client: AmcClient) -> None:
+    """A server that always answers a new nextToken (the lost-create lookup pages executions)."""
+    from itertools import count
+
+    from airflow_provider_amc.client.protocol import MAX_LIST_PAGES
+
+    tokens = count()
+
+    def page(request: Any, context: Any) -> dict[str, Any]:
+        return {"executions": [], "nextToken": f"t{next(tokens)}"}
+
+    mock.get(f"{REPORTING}/workflowExecutions", json=page)
+    with pytest.raises(AmcResponseError, match=f"still answered a nextToken after {MAX_LIST_PAGES} pages"):
+        client.list_executions(workflow_id="wf")
+    assert len(api_calls(mock)) == MAX_LIST_PAGES
+
+
 def test_list_workflows_accounts_instances_follow_next_token(mock: Any, client: AmcClient) -> None:
     mock.get(
         f"{REPORTING}/workflows",
