@@ -28,7 +28,7 @@ from airflow_provider_amc.lifecycle import (
     reported_window,
     window_view,
 )
-from airflow_provider_amc.publishing import publish_completion
+from airflow_provider_amc.publishing import publish_completion, publish_links
 from airflow_provider_amc.records import ExecutionRecords
 from airflow_provider_amc.results import ResultSummary, measure_results, object_storage_sink
 from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
@@ -128,6 +128,14 @@ class ExecutionWaitMixin:
         this task made it), never from the execution table: it is the same with or without one.
         """
         execution_id = execution.workflow_execution_id
+        publish_links(  # links, also when the execution failed
+            self,
+            context,
+            execution_id=execution_id,
+            instance_id=instance_id,
+            workflow_id=execution.workflow_id,
+            output_s3_uri=execution.output_s3_uri,
+        )
         if not AmcStatus.parse(execution.status).succeeded:
             reason = execution.status_reason or "no reason given by AMC"
             self._record(execution_id, execution, submission, status_reason=reason)

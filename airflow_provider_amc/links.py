@@ -88,24 +88,44 @@ def s3_console_url(uri: str | None) -> str:
     return f"{url}?prefix={quote(key, safe='/')}" if key else url
 
 
+#: Operator attribute holding this run's link URLs (read by the links in the same worker process).
+URLS_ATTRIBUTE = "_amc_link_urls"
+
+
 def push_execution_links(
     context: Context,
     *,
     console_template: str | None,
     ids: Mapping[str, str | None],
     output_s3_uri: str | None = None,
+    operator: Any = None,
 ) -> None:
     """Push the URLs the two links read (call before deferring and again when the execution ends)."""
+    urls = {
+        EXECUTION_URL_KEY: console_url(console_template, ids),
+        RESULTS_URL_KEY: s3_console_url(output_s3_uri),
+    }
+    if operator is not None:
+        setattr(operator, URLS_ATTRIBUTE, urls)
     ti = context["ti"]
-    for key, url in (
-        (EXECUTION_URL_KEY, console_url(console_template, ids)),
-        (RESULTS_URL_KEY, s3_console_url(output_s3_uri)),
-    ):
+    for key, url in urls.items():
         if url:  # an unknown URL stays absent: the link reads "" and the UI hides the button
             ti.xcom_push(key=key, value=url)
 
 
-def _stored_url(ti_key: TaskInstanceKey, key: str) -> str:
+def _link_url(operator: Any, ti_key: TaskInstanceKey, key: str) -> str:
+    """This run's URL when the operator instance knows it, else the one an earlier run stored.
+
+    Airflow asks for the links at the end of every worker run, in that run's process: the operator
+    instance then holds what this run published. A resumed task (a new instance) that ended before
+    publishing falls back to the XCom pushed before the deferral; a run that never reached AMC
+    (no execution id) has no link and does not ask XCom at all.
+    """
+    urls = getattr(operator, URLS_ATTRIBUTE, None)
+    if isinstance(urls, dict) and key in urls:
+        return str(urls[key] or "")
+    if getattr(operator, "_amc_execution_id", None) is None:
+        return ""
     from airflow.providers.common.compat.sdk import XCom
 
     value: Any = XCom.get_value(ti_key=ti_key, key=key)
@@ -118,7 +138,7 @@ class AmcExecutionLink(BaseOperatorLink):
     name = "AMC execution"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return _stored_url(ti_key, EXECUTION_URL_KEY)
+        return _link_url(operator, ti_key, EXECUTION_URL_KEY)
 
 
 class AmcResultsLink(BaseOperatorLink):
@@ -127,7 +147,7 @@ class AmcResultsLink(BaseOperatorLink):
     name = "AMC results"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return _stored_url(ti_key, RESULTS_URL_KEY)
+        return _link_url(operator, ti_key, RESULTS_URL_KEY)
 
 
 __all__ = [

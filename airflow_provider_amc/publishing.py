@@ -3,10 +3,11 @@
 Two calls, kept apart from the waiting and recording code (``execution_wait``):
 
 * :func:`publish_links` as soon as the execution id is known (before the task defers), so the
-  "AMC execution" and "AMC results" links work while the task waits in the triggerer;
+  "AMC execution" and "AMC results" links work while the task waits in the triggerer, and again
+  when the execution ends (``finish``), which refreshes the results link;
 * :func:`publish_completion` when the execution has SUCCEEDED and its output is measured (in
-  ``execute_complete`` for a deferred task, which runs on a new operator instance): refreshes the
-  results link, sets the asset events' extra and records what OpenLineage reports.
+  ``execute_complete`` for a deferred task, which runs on a new operator instance): sets the asset
+  events' extra and records what OpenLineage reports.
 """
 
 from __future__ import annotations
@@ -54,20 +55,13 @@ def publish_links(
         console_template=hook.console_url_template,
         ids=_link_ids(hook, execution_id, instance_id, workflow_id),
         output_s3_uri=output_s3_uri,
+        operator=operator,
     )
     operator.amc_lineage = ExecutionLineage(execution_id=execution_id)
 
 
 def publish_completion(operator: Any, context: Context, metadata: Mapping[str, Any]) -> None:
-    """A SUCCEEDED execution's output metadata → links, asset events, lineage."""
-    publish_links(
-        operator,
-        context,
-        execution_id=metadata["execution_id"],
-        instance_id=metadata.get("instance_id"),
-        workflow_id=metadata.get("workflow_id"),
-        output_s3_uri=metadata.get("output_s3_uri"),
-    )
+    """A SUCCEEDED execution's output metadata → asset events and lineage (links: ``publish_links``)."""
     operator.amc_lineage = execution_lineage(dict(metadata))
     published = publish_asset_events(getattr(operator, "outlets", None), context, asset_extra(metadata))
     if published:

@@ -6,7 +6,9 @@
 3. A throw-away Airflow home (SQLite metadata DB) with the project's `dags/` folder.
 4. `airflow dags test amc_daily_report <date>`: upsert the workflow, submit the execution, defer the
    sensor (the trigger runs in line), stream the results, record them.
-5. Print the execution row and the result summary.
+5. Print the execution row, the result summary and where the loaded rows are.
+
+Everything goes into its own database, ``amc_demo`` (created if missing), never ``postgres``.
 
 Usage: python scripts/demo.py [--date YYYY-MM-DD] [--keep]
 """
@@ -31,6 +33,8 @@ WORK = REPO / ".demo"
 BIN = Path(sys.executable).parent
 DAG_ID = "amc_daily_report"
 TABLE = "amc_executions"
+LOAD_TABLE = "amc_campaign_report"  # the daily DAG's default AMC_LOAD_TABLE
+DEMO_DB = "amc_demo"
 
 
 def step(message: str) -> None:
@@ -74,15 +78,33 @@ def embedded_postgres() -> Iterator[dict[str, object]]:
     server.cleanup()
 
 
+def pg_connect(pg: dict[str, object], dbname: str) -> object:
+    import psycopg
+
+    port = int(str(pg.get("port", 5432)))
+    return psycopg.connect(host=str(pg["host"]), port=port, user="postgres", dbname=dbname, autocommit=True)
+
+
+def demo_database(pg: dict[str, object]) -> dict[str, object]:
+    """The server's ``amc_demo`` database (created if missing): the demo never writes to ``postgres``."""
+    from psycopg import sql
+
+    with pg_connect(pg, str(pg["schema"])) as conn:  # type: ignore[attr-defined]
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DB,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DB)))
+            step(f"created the database {DEMO_DB}")
+    return {**pg, "schema": DEMO_DB}
+
+
 @contextmanager
 def postgres(force_embedded: bool = False) -> Iterator[dict[str, object]]:
     found = None if force_embedded else local_postgres()
     if found:
         step("using the PostgreSQL server on 127.0.0.1:5432")
-        yield found
+        yield demo_database(found)
     else:
         with embedded_postgres() as fields:
-            yield fields
+            yield demo_database(fields)
 
 
 # ---- the emulator ------------------------------------------------------------------------------
@@ -154,6 +176,10 @@ def show_results(pg: dict[str, object]) -> None:
     connect = {"host": str(pg["host"]), "port": int(str(pg.get("port", 5432))), "dbname": str(pg["schema"])}
     with psycopg.connect(user="postgres", **connect) as conn:
         row = conn.cursor(row_factory=dict_row).execute(query, (DAG_ID,)).fetchone()
+        loaded = None
+        if row:
+            count = f"SELECT count(*) FROM {LOAD_TABLE} WHERE amc_execution_id = %s"
+            loaded = conn.execute(count, (row["execution_id"],)).fetchone()
     if not row:
         raise SystemExit(f"no execution row for {DAG_ID} in {TABLE}")
     print("\nExecution row (" + TABLE + "):")
@@ -166,6 +192,13 @@ def show_results(pg: dict[str, object]) -> None:
         f"\nResult: {row['row_count']} rows, {row['size_bytes']} bytes, window "
         f"[{row['time_window_start']}, {row['time_window_end']}) {row['time_window_time_zone']}, "
         f"files saved under {row['output_location']}"
+    )
+    where = f"psql -h {pg['host']} -p {pg.get('port', 5432)} -U postgres -d {pg['schema']}"
+    print(
+        f"Loaded rows: {loaded[0] if loaded else 0} in {pg['schema']}.public.{LOAD_TABLE} "
+        f"(execution {row['execution_id']}); execution table {pg['schema']}.public.{TABLE}\n"
+        f'  see them: {where} -c "SELECT * FROM {LOAD_TABLE} WHERE amc_execution_id = '
+        f"'{row['execution_id']}' LIMIT 10\""
     )
 
 

@@ -90,7 +90,7 @@ _PREFIX = "extra__amc__"
 
 def check_extra_keys(extra: Mapping[str, Any]) -> None:
     """Refuse extra keys the hook does not read (they would be silently ignored), naming each."""
-    unknown = sorted(key for key in extra if key.removeprefix(_PREFIX) not in EXTRA_FIELDS)
+    unknown = sorted(key for key in extra if key.removeprefix(_PREFIX) not in KNOWN_EXTRA_FIELDS)
     if not unknown:
         return
     problems = []
@@ -98,7 +98,8 @@ def check_extra_keys(extra: Mapping[str, Any]) -> None:
         where = BELONGS_ELSEWHERE.get(key.removeprefix(_PREFIX))
         problems.append(f"{key!r} (belongs in {where})" if where else repr(key))
     raise AmcConfigError(
-        f"unknown extra field(s) {', '.join(problems)}; the known extra fields are {', '.join(EXTRA_FIELDS)}"
+        f"unknown extra field(s) {', '.join(problems)}; the known extra fields are "
+        f"{', '.join(KNOWN_EXTRA_FIELDS)}"
     )
 
 

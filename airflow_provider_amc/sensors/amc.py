@@ -101,17 +101,19 @@ class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator
         self._amc_execution_id = self.execution_id
         execution = self.hook.get_execution(self.execution_id, instance_id=self.instance_id)
         self.log.info("AMC execution %s is %s", self.execution_id, execution.status)
-        if not getattr(self, "_amc_links_published", False):
-            publish_links(
-                self,
-                context,
-                execution_id=self.execution_id,
-                instance_id=self.instance_id,
-                workflow_id=execution.workflow_id,
-                output_s3_uri=execution.output_s3_uri,
-            )
-            self._amc_links_published = True
         if not AmcStatus.parse(execution.status).is_terminal:
+            if not getattr(
+                self, "_amc_links_published", False
+            ):  # before deferring (finish() does it at the end)
+                publish_links(
+                    self,
+                    context,
+                    execution_id=self.execution_id,
+                    instance_id=self.instance_id,
+                    workflow_id=execution.workflow_id,
+                    output_s3_uri=execution.output_s3_uri,
+                )
+                self._amc_links_published = True
             return False
         return PokeReturnValue(is_done=True, xcom_value=self.finish(context, execution, self.instance_id))
 

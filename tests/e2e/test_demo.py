@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -53,12 +54,31 @@ def assert_completed_row(output: str) -> None:
     assert row["dag_id"] == "amc_daily_report", row
     assert int(row["row_count"]) >= 0 and int(row["size_bytes"]) > 0, row
     assert re.search(r"^Result: \d+ rows, \d+ bytes, window \[", output, re.MULTILINE), output[-3000:]
+    # Its own database, and it says where the loaded rows are.
+    loaded = re.search(
+        r"^Loaded rows: (\d+) in amc_demo\.public\.amc_campaign_report \(execution (\S+)\)",
+        output,
+        re.MULTILINE,
+    )
+    assert loaded, output[-3000:]
+    assert int(loaded.group(1)) == int(row["row_count"]) and loaded.group(2) == row["execution_id"]
+    assert "-d amc_demo" in output
+
+
+def postgres_db_writes() -> tuple[object, ...] | None:
+    """What the demo's tables in the ``postgres`` database hold (None when they do not exist)."""
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+        if conn.execute("SELECT to_regclass('public.amc_executions')").fetchone() == (None,):
+            return None
+        return conn.execute("SELECT count(*), max(updated_at) FROM amc_executions").fetchone()
 
 
 def test_make_demo_prints_a_completed_execution_row() -> None:
+    before = postgres_db_writes()
     output = run_demo()
     assert "using the PostgreSQL server on 127.0.0.1:5432" in output, output[-3000:]
     assert_completed_row(output)
+    assert postgres_db_writes() == before, "the demo must write into amc_demo, not into postgres"
 
 
 def test_make_demo_without_a_local_postgres_uses_an_embedded_one() -> None:

@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_amc.client import AmcConfigError
 from airflow_provider_amc.emulator import defaults
 from airflow_provider_amc.emulator.testing import EmulatorServer
-from airflow_provider_amc.hooks.amc import EXTRA_FIELDS, AmcHook
+from airflow_provider_amc.hooks.amc import KNOWN_EXTRA_FIELDS, AmcHook
 from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
 
 
@@ -46,7 +46,7 @@ def test_extra_keys_that_belong_elsewhere_are_refused(
     message = str(caught.value)
     assert f"unknown extra field(s) '{key}' (belongs in" in message
     assert where in message
-    assert "known extra fields are " + ", ".join(EXTRA_FIELDS) in message
+    assert "known extra fields are " + ", ".join(KNOWN_EXTRA_FIELDS) in message
     assert emulator.admin.requests() == []
 
 

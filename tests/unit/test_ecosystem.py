@@ -102,14 +102,32 @@ def test_push_execution_links_skips_unknown_urls() -> None:
     ("link", "key"),
     [(links.AmcExecutionLink(), links.EXECUTION_URL_KEY), (links.AmcResultsLink(), links.RESULTS_URL_KEY)],
 )
-def test_links_read_their_own_xcom_key(link: Any, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_links_prefer_this_run_then_xcom(link: Any, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
     from airflow.providers.common.compat.sdk import XCom
 
+    asked: list[str] = []
     stored = {key: "https://stored.test/"}
-    monkeypatch.setattr(XCom, "get_value", staticmethod(lambda *, ti_key, key: stored.get(key)))
-    assert link.get_link(None, ti_key=object()) == "https://stored.test/"
+
+    def get_value(*, ti_key: Any, key: str) -> Any:
+        asked.append(key)
+        return stored.get(key)
+
+    monkeypatch.setattr(XCom, "get_value", staticmethod(get_value))
+    # This run published its URLs: no XCom read.
+    this_run = SimpleNamespace(**{links.URLS_ATTRIBUTE: {key: "https://this-run.test/"}})
+    assert link.get_link(this_run, ti_key=object()) == "https://this-run.test/"
+    assert asked == []
+    # A resumed instance that did not publish: the URL stored before the deferral.
+    resumed = SimpleNamespace(_amc_execution_id="e-1")
+    assert link.get_link(resumed, ti_key=object()) == "https://stored.test/"
     stored.clear()
-    assert link.get_link(None, ti_key=object()) == ""
+    assert link.get_link(resumed, ti_key=object()) == ""
+    # Nothing reached AMC in this run (e.g. a bad input): no link, XCom not asked.
+    asked.clear()
+    assert link.get_link(SimpleNamespace(), ti_key=object()) == ""
+    assert asked == []
 
 
 # ---- [amc] default_deferrable ------------------------------------------------------------------
