@@ -207,6 +207,8 @@ def test_manual_run_defers_and_records_the_requested_window(
         "end": "2026-03-08T00:00:00",
         "time_zone": "Europe/Berlin",
         "type": "EXPLICIT",
+        "start_utc": "2026-02-28T23:00:00Z",  # as AMC ran it (issue 16: both views recorded)
+        "end_utc": "2026-03-07T23:00:00Z",
     }
     summary = assert_output_matches_emulator(stack_emulator, output)
     assert summary["format"] == "PARQUET" and summary["rows"] > 0
