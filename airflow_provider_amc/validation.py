@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_amc.client import OUTPUT_FORMATS, AmcConfigError
-
-#: AMC ids (workflow ids, instance ids): letters, digits, ``.``, ``-``, ``_``; no spaces.
-IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+from airflow_provider_amc.client.ids import check_id
 
 
 def validate_identifier(field: str, value: Any) -> str:
-    """An AMC id such as ``workflow_id`` or ``instance_id``."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise AmcConfigError(f"{field} is required (got {value!r})")
-    if not isinstance(value, str) or not IDENTIFIER_PATTERN.fullmatch(value) or value in {".", ".."}:
-        raise AmcConfigError(
-            f"{field} {value!r} is not a valid AMC id: use 1-200 letters, digits, '.', '-' or '_'"
-        )
-    return value
+    """An AMC id such as ``workflow_id`` or ``instance_id`` (the client's one rule: ``client.ids``)."""
+    return check_id(field, value)
 
 
 def validate_output_format(value: Any) -> str:

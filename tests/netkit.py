@@ -227,8 +227,21 @@ def silent(total: float = 120.0) -> Callable[[socket.socket], None]:
     def behave(sock: socket.socket) -> None:
         sock.settimeout(total)
         try:
-            sock.recv(1)
+            while sock.recv(65536):  # read (a request body) and never answer
+                pass
         except OSError:
             return
+
+    return behave
+
+
+def canned(
+    status: int, body: bytes, content_type: str = "application/json"
+) -> Callable[[socket.socket], None]:
+    """Answer every request with this one HTTP response (a scripted, possibly hostile, AMC)."""
+
+    def behave(sock: socket.socket) -> None:
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        sock.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
 
     return behave

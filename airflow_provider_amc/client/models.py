@@ -15,6 +15,7 @@ from typing import Any, Final, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from airflow_provider_amc.client.ids import is_valid_id
 from airflow_provider_amc.client.settings import ValidatedInput
 
 #: The body field the output format is sent as. AMC's public spec does not list it (DESIGN.md §5);
@@ -153,6 +154,14 @@ class WorkflowExecution(AmcModel):
     acr_customer_membership_id: str | None = None
     acr_detail_page_url: str | None = None
     acr_protected_query_id: str | None = None
+
+    @field_validator("workflow_execution_id", "workflow_id")
+    @classmethod
+    def _ids_are_ids(cls, value: str | None) -> str | None:
+        """Ids from AMC answers go into URLs later (status, cancel, downloads): same rule as input."""
+        if value is not None and not is_valid_id(value):
+            raise ValueError(f"{value!r} is not a valid AMC id (letters, digits, '.', '-', '_'; not '..')")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -19,7 +19,8 @@ from urllib.parse import quote
 from pydantic import BaseModel
 
 from airflow_provider_amc.client.auth import TOKEN_CACHE, TokenCache, token_flow, token_key
-from airflow_provider_amc.client.errors import AmcApiError, AmcConfigError, AmcNotFoundError
+from airflow_provider_amc.client.errors import AmcApiError, AmcConfigError, AmcNotFoundError, AmcResponseError
+from airflow_provider_amc.client.ids import check_id
 from airflow_provider_amc.client.models import (
     AmcAccount,
     AmcInstance,
@@ -203,6 +204,19 @@ def _cancel(ctx: CallContext, op: Operation) -> Flow[bool]:
     return True
 
 
+def _about(execution_id: str, flow: Flow[WorkflowExecution], op: Operation) -> Flow[WorkflowExecution]:
+    """The execution ``flow`` returns, which must be ``execution_id``: an answer about another
+    execution is an error (recording it would attach another run's status or data to this one)."""
+    execution = yield from flow
+    if execution.workflow_execution_id != execution_id:
+        raise AmcResponseError(
+            f"{op.label} answered about execution {execution.workflow_execution_id!r}, "
+            f"not the one asked for ({execution_id!r})",
+            status_code=200,
+        )
+    return execution
+
+
 def _token_only() -> Flow[str]:
     token: str = yield GetToken()
     return token
@@ -221,10 +235,13 @@ class AmcOperations(ClientBase):
         resolved = instance_id or self.settings.instance_id
         if not resolved:
             raise AmcConfigError("instance_id is required: pass instance_id=... or set it in the settings")
-        return _required("instance_id", resolved)
+        return check_id("instance_id", resolved)
 
     def _url(self, instance_id: str | None, *segments: str) -> str:
-        path = "/".join(quote(segment, safe="") for segment in (self._instance(instance_id), *segments))
+        """A reporting URL; every path segment is checked as an AMC id (callers name the field
+        first; this is the last guard), whether it came from a user or from an AMC answer."""
+        parts = (self._instance(instance_id), *(check_id("path segment", segment) for segment in segments))
+        path = "/".join(quote(segment, safe="") for segment in parts)
         return f"{self.settings.api_base_url}/amc/reporting/{path}"
 
     def _workflow_op(
@@ -232,7 +249,7 @@ class AmcOperations(ClientBase):
     ) -> Operation:
         if not isinstance(workflow, Workflow):
             raise AmcConfigError(f"workflow must be a Workflow, got {type(workflow).__name__}")
-        _required("workflow.workflow_id", workflow.workflow_id)
+        check_id("workflow.workflow_id", workflow.workflow_id)
         segments = ("workflows", workflow.workflow_id) if by_id else ("workflows",)
         url = self._url(instance_id, *segments)
         return Operation(
@@ -240,7 +257,7 @@ class AmcOperations(ClientBase):
         )
 
     def _execution_url(self, execution_id: str, instance_id: str | None, *extra: str) -> str:
-        return self._url(instance_id, "workflowExecutions", _required("execution_id", execution_id), *extra)
+        return self._url(instance_id, "workflowExecutions", check_id("execution_id", execution_id), *extra)
 
     # ---- authentication ---------------------------------------------------------------------------
     @operation
@@ -262,7 +279,7 @@ class AmcOperations(ClientBase):
     @operation
     def get_workflow(self, workflow_id: str, *, instance_id: str | None = None) -> Flow[Workflow]:
         """``GET /workflows/{workflowId}``."""
-        url = self._url(instance_id, "workflows", _required("workflow_id", workflow_id))
+        url = self._url(instance_id, "workflows", check_id("workflow_id", workflow_id))
         return _model(self._ctx, Operation("GET", url, WORKFLOWS_MEDIA_TYPE), Workflow.model_validate)
 
     @operation
@@ -276,7 +293,7 @@ class AmcOperations(ClientBase):
     @operation
     def delete_workflow(self, workflow_id: str, *, instance_id: str | None = None) -> Flow[None]:
         """``DELETE /workflows/{workflowId}``."""
-        url = self._url(instance_id, "workflows", _required("workflow_id", workflow_id))
+        url = self._url(instance_id, "workflows", check_id("workflow_id", workflow_id))
         return _no_content(self._ctx, Operation("DELETE", url, WORKFLOWS_MEDIA_TYPE))
 
     @operation
@@ -309,7 +326,7 @@ class AmcOperations(ClientBase):
     def get_execution(self, execution_id: str, *, instance_id: str | None = None) -> Flow[WorkflowExecution]:
         """``GET /workflowExecutions/{id}``; an unknown id raises AmcNotFoundError (AMC answers 400)."""
         op = Operation("GET", self._execution_url(execution_id, instance_id), EXECUTIONS_MEDIA_TYPE)
-        return _model(self._ctx, op, WorkflowExecution.model_validate)
+        return _about(execution_id, _model(self._ctx, op, WorkflowExecution.model_validate), op)
 
     @operation
     def list_executions(

@@ -19,6 +19,12 @@ COUNTERS: dict[str, str] = {
     "bad_inputs": "bad inputs tried (each rejected before any HTTP/SQL call)",
     "valid_inputs": "generated inputs that were valid and accepted",
     "secrets_checked": "secret values searched for in logs, XCom, rendered fields and request log",
+    "secret_places_searched": "places (log lines, exception texts, XComs, trigger events, task-state-store "
+    "values, Postgres rows) searched for every secret form (raw, URL-encoded, each 16-char piece)",
+    "hostile_answers": "hostile answers (echoing/HTML/truncated token answers, ids with '..', answers about "
+    "another execution, lower-case statuses) that ended in a clear error or the right outcome",
+    "calls_bounded": "HTTP or Postgres calls against trickling/silent servers or locked tables that ended "
+    "within their documented bound",
 }
 
 _COUNTS: Counter[str] = Counter()

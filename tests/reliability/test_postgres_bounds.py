@@ -80,7 +80,7 @@ def test_record_write_on_a_locked_table_ends_with_a_lock_timeout(
     with pytest.raises(psycopg.errors.LockNotAvailable, match="lock timeout"):
         within(20, lambda: records.get("e-1"))
     assert time.monotonic() - started < 5
-    record("clear_failures")
+    record("calls_bounded")
 
 
 def test_result_load_on_a_locked_table_ends_with_a_lock_timeout(
@@ -97,7 +97,7 @@ def test_result_load_on_a_locked_table_ends_with_a_lock_timeout(
     with pytest.raises(psycopg.errors.LockNotAvailable, match="lock timeout"):
         within(20, load)
     assert time.monotonic() - started < 5
-    record("clear_failures")
+    record("calls_bounded")
 
 
 def test_a_server_that_never_answers_ends_with_a_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,4 +108,4 @@ def test_a_server_that_never_answers_ends_with_a_connect_timeout(monkeypatch: py
         with pytest.raises(psycopg.OperationalError, match="timeout"):
             within(30, records.table_exists)
         assert time.monotonic() - started < 8
-    record("clear_failures")
+    record("calls_bounded")

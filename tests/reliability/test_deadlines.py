@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from reliability_registry import record
 
 from airflow_provider_amc.client import AmcClient, AmcSettings, AmcTransportError, AsyncAmcClient, TokenCache
 from airflow_provider_amc.emulator import defaults
@@ -55,6 +56,7 @@ def _ends_in_time(call: Callable[[], Any]) -> str:
         call()
     elapsed = time.monotonic() - started
     assert elapsed < BOUND, f"took {elapsed:.1f} s (bound {BOUND} s)"
+    record("calls_bounded")
     return str(caught.value)
 
 
