@@ -245,3 +245,45 @@ def canned(
         sock.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
 
     return behave
+
+
+class _ScriptedHandler(socketserver.BaseRequestHandler):
+    server_owner: ScriptedServer
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        data = _read_head(sock)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            part = sock.recv(65536)
+            if not part:
+                break
+            body += part
+        self.server_owner.requests.append((head, body))
+        sock.sendall(self.server_owner.respond(head, body))
+
+
+class ScriptedServer(_Background):
+    """Answers each request with ``respond(head, body)`` (raw HTTP bytes): an echoing token
+    endpoint, an HTML error page, a truncated answer..."""
+
+    handler = _ScriptedHandler
+
+    def __init__(self, respond: Callable[[bytes, bytes], bytes]) -> None:
+        self.respond = respond
+        self.requests: list[tuple[bytes, bytes]] = []
+        super().__init__()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def http_answer(status: int, body: bytes, content_type: str = "application/json") -> bytes:
+    head = f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"Connection: close\r\n\r\n" + body
