@@ -84,7 +84,7 @@ class ExecutionWaitMixin:
                 max_poll_interval=self.max_poll_interval,
                 poll_backoff=1.5 if self.max_poll_interval else 1.0,
                 end_time=end_time,
-                cancel_on_kill=self.cancel_on_kill,
+                cancel_on_kill=self.cancel_on_kill and self.may_cancel,
                 first_poll_delay=self.poll_interval,
                 submission=submission.as_dict() if submission is not None else None,
             ),
@@ -229,7 +229,37 @@ class ExecutionWaitMixin:
             cancelled = self.hook.cancel_execution(execution_id, instance_id=instance_id)
             self.log.info("Cancel of AMC execution %s requested: %s", execution_id, cancelled)  # type: ignore[attr-defined]
 
+    @property
+    def may_cancel(self) -> bool:
+        """Whether this task may cancel the execution it watches (``cancel_on_kill`` aside): the
+        create operator only once the execution is its own; a sensor only when it was submitted in
+        its DAG run (see :meth:`submitted_in_this_run`)."""
+        return bool(getattr(self, "_amc_may_cancel", True))
+
+    def submitted_in_this_run(self, context: Context, execution: WorkflowExecution) -> bool:
+        """With an execution table: whether ``execution`` is recorded as submitted in this DAG run
+        (an execution of another DAG run, or one started outside Airflow, is not this task's to
+        cancel). Without a table nothing is known: ``True`` (the user's ``cancel_on_kill`` decides)."""
+        if self.records is None:
+            return True
+        execution_id = execution.workflow_execution_id
+        try:
+            owner = self.records.owners({execution_id: amc_instant(execution.create_time)}).get(execution_id)
+        except Exception as exc:  # the table cannot tell: do not cancel what may be another's
+            self.log.warning(
+                "Owner of AMC execution %s unknown (%s): it will not be cancelled", execution_id, exc
+            )  # type: ignore[attr-defined]
+            return False
+        ti = context["ti"]
+        return owner is not None and (owner.get("dag_id"), owner.get("run_id")) == (ti.dag_id, ti.run_id)
+
     def on_kill(self) -> None:
         execution_id = getattr(self, "_amc_execution_id", None)
-        if execution_id and self.cancel_on_kill:
-            self._cancel(execution_id, self.instance_id)
+        if not (execution_id and self.cancel_on_kill):
+            return
+        if not self.may_cancel:
+            self.log.info(  # type: ignore[attr-defined]
+                "Not cancelling AMC execution %s: it was not submitted by this DAG run", execution_id
+            )
+            return
+        self._cancel(execution_id, self.instance_id)

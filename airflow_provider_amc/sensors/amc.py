@@ -43,7 +43,8 @@ class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator
     :param max_poll_interval: when set, deferred polling backs off from ``poke_interval`` up to this.
     :param timeout: give up after this many seconds (AirflowSensorTimeout).
     :param cancel_on_timeout: cancel the AMC execution when the sensor times out.
-    :param cancel_on_kill: cancel the AMC execution when the task is killed, cleared or marked.
+    :param cancel_on_kill: cancel the AMC execution when the task is killed, cleared or marked —
+        with an execution table, only an execution recorded as submitted in this DAG run.
     """
 
     template_fields: Sequence[str] = ("execution_id", "instance_id", "amc_conn_id", "output_path", "table")
@@ -102,6 +103,8 @@ class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator
         execution = self.hook.get_execution(self.execution_id, instance_id=self.instance_id)
         self.log.info("AMC execution %s is %s", self.execution_id, execution.status)
         if not AmcStatus.parse(execution.status).is_terminal:
+            if not hasattr(self, "_amc_may_cancel"):  # once: is this run's execution ours to cancel?
+                self._amc_may_cancel = self.submitted_in_this_run(context, execution)
             if not getattr(
                 self, "_amc_links_published", False
             ):  # before deferring (finish() does it at the end)

@@ -550,3 +550,33 @@ def test_changing_the_identity_definition_changes_all_three_decisions(
         lifecycle, "identity_fields", lambda identity: {**original(identity), "parameter_values": None}
     )
     assert decisions() == (True, True, True)
+
+
+# ---- 16.2 on_kill never cancels what this task did not create
+@pytest.mark.parametrize("origin", ["another-run", "outside"])
+def test_a_sensor_never_cancels_an_execution_of_another_run(
+    amc: EmulatorServer, executions: str, origin: str
+) -> None:
+    amc.admin.script(DEMO_WORKFLOW_ID, **LIVE)
+    execution_id = submit(executions, ti_of("dag_a")) if origin == "another-run" else outside_execution()
+    sensor = AmcExecutionSensor(
+        task_id="wait", execution_id=execution_id, postgres_conn_id=PG_CONN_ID, table=executions
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(task_context(ti_of("dag_b", task_id="wait")))
+    assert deferred.value.trigger.cancel_on_kill is False  # the triggerer's on_kill will not cancel
+    sensor.on_kill()
+    assert amc_status(amc, execution_id) == "PENDING"
+
+
+def test_a_sensor_of_the_submitting_run_still_cancels(amc: EmulatorServer, executions: str) -> None:
+    amc.admin.script(DEMO_WORKFLOW_ID, **LIVE)
+    execution_id = submit(executions, ti_of("dag_a"))
+    sensor = AmcExecutionSensor(
+        task_id="wait", execution_id=execution_id, postgres_conn_id=PG_CONN_ID, table=executions
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(task_context(ti_of("dag_a", task_id="wait")))
+    assert deferred.value.trigger.cancel_on_kill is True
+    sensor.on_kill()
+    assert amc_status(amc, execution_id) == "CANCELLED"
