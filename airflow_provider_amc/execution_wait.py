@@ -30,7 +30,12 @@ from airflow_provider_amc.lifecycle import (
 )
 from airflow_provider_amc.publishing import publish_completion, publish_links
 from airflow_provider_amc.records import ExecutionRecords
-from airflow_provider_amc.results import ResultSummary, measure_results, object_storage_sink
+from airflow_provider_amc.results import (
+    ResultSummary,
+    execution_folder,
+    measure_results,
+    object_storage_sink,
+)
 from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
 
 if TYPE_CHECKING:
@@ -140,7 +145,7 @@ class ExecutionWaitMixin:
             reason = execution.status_reason or "no reason given by AMC"
             self._record(execution_id, execution, submission, status_reason=reason)
             raise AmcExecutionFailed(f"AMC execution {execution_id} ended {execution.status}: {reason}")
-        summary = self.measure_output(execution_id, instance_id)
+        summary = self.measure_output(execution_id, instance_id, execution.workflow_id)
         metadata = self.output_metadata(execution, instance_id, summary, submission)
         self._record(
             execution_id,
@@ -156,11 +161,18 @@ class ExecutionWaitMixin:
         publish_completion(self, context, metadata)  # links, asset events, lineage
         return metadata
 
-    def measure_output(self, execution_id: str, instance_id: str | None) -> ResultSummary:
-        """Stream every result file once: count rows and bytes, save them to output_path if given."""
+    def measure_output(
+        self, execution_id: str, instance_id: str | None, workflow_id: str | None = None
+    ) -> ResultSummary:
+        """Stream every result file once: count rows and bytes; with ``output_path``, save them to
+        ``<output_path>/<execution_id>/`` (complete files only, then the manifest)."""
+        dialect = self.hook.get_csv_dialect(workflow_id, instance_id=instance_id)
         parts = self.hook.iter_result_parts(execution_id, instance_id=instance_id)
-        save_to = object_storage_sink(self.output_path) if self.output_path else None
-        return measure_results(parts, save_to=save_to, output_path=self.output_path)
+        folder = execution_folder(self.output_path, execution_id) if self.output_path else None
+        save_to = object_storage_sink(folder) if folder else None
+        return measure_results(
+            parts, save_to=save_to, output_path=folder, dialect=dialect, execution_id=execution_id
+        )
 
     def output_metadata(
         self,

@@ -92,6 +92,22 @@ def same_task_instance(first: Mapping[str, Any], second: Mapping[str, Any]) -> b
     return all(first.get(name) == second.get(name) for name in TASK_INSTANCE_COLUMNS)
 
 
+#: What a NUL character in AMC's own text (statusReason, column descriptions) is recorded as.
+NUL_REPLACEMENT = "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character (which Postgres text and jsonb refuse) replaced by U+FFFD,
+    in strings, keys and nested lists/dicts: AMC's text is recorded, never blocking the sensor."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(item) for item in value]
+    return value
+
+
 def parse_table_name(table: Any) -> tuple[str, ...]:
     """``name`` or ``schema.name`` as its parts; anything else raises ``ValueError`` naming ``table``."""
     parts = tuple(table.split(".")) if isinstance(table, str) else ()
@@ -208,8 +224,9 @@ class ExecutionRecords:
             conn.close()
 
     def ensure_table(self) -> None:
-        """Create the table if it does not exist (idempotent, safe when several workers race);
-        add the columns an older version's table lacks."""
+        """Create the table (and its schema) if it does not exist (idempotent, safe when several
+        workers race); add the columns an older version's table lacks. The operator calls it
+        before the create call, so a table Postgres would refuse fails the task before AMC runs."""
         if self._ready:
             return
         if self.table_exists():
@@ -227,6 +244,10 @@ class ExecutionRecords:
         try:
             with conn.cursor() as cur:
                 cur.execute(lock, (f"airflow_provider_amc:{self.quoted_table}",))
+                if len(self._parts) == 2:
+                    cur.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._parts[0]))
+                    )
                 cur.execute(_create_table_sql(self._identifier))
                 cur.execute(_request_index_sql(self._identifier, self._parts))
             conn.commit()
@@ -249,6 +270,7 @@ class ExecutionRecords:
 
     @staticmethod
     def _cell(name: str, value: Any) -> Any:
+        value = without_nul(value)
         if name in JSON_COLUMNS and value is not None:
             from psycopg.types.json import Jsonb
 

@@ -1,43 +1,45 @@
-"""Stream AMC result files once: count bytes and data rows, optionally save a copy.
+"""Stream AMC result files once: count bytes and data rows, optionally save a copy per execution.
 
 AMC returns no row count or size, so both are computed while the files stream from their
-pre-signed URLs, in constant memory whatever their size:
+pre-signed URLs, in constant memory whatever their size. Decoding (gzip, Parquet, CSV in the
+workflow's characters) is :mod:`airflow_provider_amc.result_reader`'s, the same reader the Postgres
+load uses:
 
 * bytes are those downloaded (before any decompression);
-* CSV rows are records minus each part's header line, counted quote-aware (a newline inside a
-  quoted field does not end a record) with a fast path for chunks that contain no quote byte;
-* Parquet files (magic ``PAR1``, whatever ``output_format`` says) are spooled to a temporary file
-  and their row count read from the footer with pyarrow (the ``parquet`` extra);
-* gzip files (magic ``1f 8b``) are decompressed on the fly for counting.
+* CSV rows are records minus each part's header line, counted quote-aware at C speed;
+* Parquet row counts come from the footer (pyarrow, the ``parquet`` extra).
+
+Saved copies go to one folder per execution, ``<output_path>/<execution_id>/``: every file is
+written under a temporary hidden name and renamed when complete, and a manifest
+(:data:`MANIFEST_NAME`: names, sizes, row counts, CSV characters) is written last the same way.
+A folder without a manifest is an incomplete save; the loader reads exactly the manifest's files.
 
 No Airflow import at module level: :func:`object_storage_sink` imports ``ObjectStoragePath`` lazily.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-import tempfile
-import zlib
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, Any, Final
 
-CSV = "CSV"
-PARQUET = "PARQUET"
-OUTPUT_FORMATS = (CSV, PARQUET)
+from airflow_provider_amc.result_reader import (
+    CSV,
+    OUTPUT_FORMATS,
+    PARQUET,
+    CsvDialect,
+    CsvRecordCounter,
+    count_records,
+)
 
-GZIP_MAGIC = b"\x1f\x8b"
-PARQUET_MAGIC = b"PAR1"
-_SNIFF_BYTES = 4
-_INFLATE_BLOCK = 1 << 20  # bound on decompressed bytes held at once (gzip bombs)
-
-_QUOTE = b'"'
-_NEWLINE = b"\n"
-_CR = 13
-#: An empty line (or a lone CR) between two newlines; the lookahead lets matches overlap.
-_EMPTY_LINE = re.compile(rb"\n\r?(?=\n)")
+#: The manifest of a saved execution folder, written last.
+MANIFEST_NAME: Final = "_amc_manifest.json"
+MANIFEST_VERSION: Final = 1
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 Sink = Callable[[str], AbstractContextManager[IO[bytes]]]
@@ -79,187 +81,6 @@ class ResultSummary:
         }
 
 
-# ---- counters ---------------------------------------------------------------------------------
-class _Counter(Protocol):
-    def feed(self, chunk: bytes) -> None: ...
-
-    def finish(self) -> tuple[int, str]:
-        """``(data rows, format)`` once the stream has ended."""
-        ...
-
-
-def _has_content(data: bytes, start: int, end: int) -> bool:
-    """Whether ``data[start:end]`` (one line, no newline) is more than nothing or a lone CR."""
-    return end - start > 1 or (end - start == 1 and data[start] != _CR)
-
-
-class CsvRecordCounter:
-    """Counts CSV records in a byte stream fed in arbitrary chunks (state carries across chunks).
-
-    Quote-aware: a newline inside a quoted field does not end a record; ``""`` inside quotes
-    toggles the quote state twice, so quote parity is all the state needed. With
-    ``escape_char=b"\\\\"`` backslash-escaped quotes (``\\"``) are understood too. CRLF and a
-    missing final newline are fine; blank lines (empty or a lone CR) are not records.
-    """
-
-    def __init__(self, escape_char: bytes | None = None) -> None:
-        if escape_char is not None and (len(escape_char) != 1 or escape_char in (_QUOTE, _NEWLINE)):
-            raise ValueError(
-                f"escape_char must be one byte other than a quote or newline, got {escape_char!r}"
-            )
-        self.records = 0
-        self._in_quotes = False
-        self._line_has_content = False
-        self._escape = escape_char
-        self._pending_escape = False
-
-    def feed(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        if self._escape is not None:
-            chunk = self._neutralise_escapes(chunk, self._escape)
-        if not self._in_quotes and _QUOTE not in chunk:
-            self._count_unquoted(chunk)
-            return
-        # Replace every quoted stretch by one content byte and count the rest in one pass:
-        # pieces alternate outside/inside quotes, starting with the current state.
-        pieces = chunk.split(_QUOTE)
-        starts_inside = self._in_quotes
-        ends_inside = starts_inside ^ (len(pieces) % 2 == 0)
-        view = _QUOTE.join(pieces[1::2] if starts_inside else pieces[0::2])
-        if starts_inside:
-            view = _QUOTE + view
-        if ends_inside:  # the last piece is inside a quoted field: it is content
-            view += _QUOTE
-        self._count_unquoted(view)
-        self._in_quotes = ends_inside
-
-    def _neutralise_escapes(self, chunk: bytes, escape: bytes) -> bytes:
-        """Turn escaped quotes/escape bytes into plain content bytes (same length)."""
-        if self._pending_escape and chunk[:1] in (_QUOTE, escape):
-            chunk = b"_" + chunk[1:]
-        chunk = re.sub(re.escape(escape) + b"[" + re.escape(escape) + b'"]', b"__", chunk)
-        self._pending_escape = chunk.endswith(escape)
-        return chunk
-
-    def _count_unquoted(self, data: bytes) -> None:
-        newlines = data.count(_NEWLINE)
-        if not newlines:
-            self._line_has_content = self._line_has_content or _has_content(data, 0, len(data))
-            return
-        first = data.index(_NEWLINE)
-        if self._line_has_content or _has_content(data, 0, first):
-            self.records += 1
-        middle_lines = newlines - 1
-        if middle_lines and (b"\n\n" in data or b"\n\r\n" in data):
-            middle_lines -= len(_EMPTY_LINE.findall(data))
-        self.records += middle_lines
-        last = data.rindex(_NEWLINE) + 1
-        self._line_has_content = _has_content(data, last, len(data))
-
-    def finish(self) -> tuple[int, str]:
-        if self._line_has_content:  # last record without a final newline (or an unclosed quote)
-            self.records += 1
-            self._line_has_content = False
-        return max(self.records - 1, 0), CSV  # minus the header line
-
-
-class _ParquetCounter:
-    """Spools the file to a temporary file (constant memory) and reads the row count from its footer."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._pq = _import_parquet()
-        self._spool = tempfile.TemporaryFile()  # closed in finish()
-
-    def feed(self, chunk: bytes) -> None:
-        self._spool.write(chunk)
-
-    def finish(self) -> tuple[int, str]:
-        try:
-            self._spool.seek(0)
-            return int(self._pq.ParquetFile(self._spool).metadata.num_rows), PARQUET
-        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a bad footer
-            raise ValueError(
-                f"result file {self._name!r} starts like Parquet but cannot be read: {exc}"
-            ) from exc
-        finally:
-            self._spool.close()
-
-
-def _import_parquet() -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ImportError(
-            "A result file is Parquet, which needs pyarrow: install the 'parquet' extra "
-            "(pip install 'airflow-provider-amc[parquet]')"
-        ) from exc
-    return pq
-
-
-class _GzipCounter:
-    """Decompresses (multi-member) gzip on the fly into the counter of the inner content."""
-
-    def __init__(self, name: str, inner: _Counter) -> None:
-        self._name = name
-        self._inner = inner
-        self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-
-    def feed(self, chunk: bytes) -> None:
-        data = chunk
-        try:
-            while data:
-                self._inner.feed(self._inflater.decompress(data, _INFLATE_BLOCK))
-                data = self._inflater.unconsumed_tail
-                if self._inflater.eof and not data:
-                    data = self._inflater.unused_data  # next gzip member
-                    if data:
-                        self._inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        except zlib.error as exc:
-            raise ValueError(f"result file {self._name!r} is not valid gzip: {exc}") from exc
-
-    def finish(self) -> tuple[int, str]:
-        self._inner.feed(self._inflater.flush())
-        if not self._inflater.eof:
-            raise ValueError(f"result file {self._name!r} is a truncated gzip stream")
-        return self._inner.finish()
-
-
-class _SniffingCounter:
-    """Buffers the first bytes, picks the counter by magic bytes, then forwards everything."""
-
-    def __init__(self, name: str, escape_char: bytes | None, *, allow_gzip: bool = True) -> None:
-        self._name = name
-        self._escape_char = escape_char
-        self._allow_gzip = allow_gzip
-        self._head = b""
-        self._counter: _Counter | None = None
-
-    def _choose(self) -> _Counter:
-        if self._allow_gzip and self._head.startswith(GZIP_MAGIC):
-            return _GzipCounter(self._name, _SniffingCounter(self._name, self._escape_char, allow_gzip=False))
-        if self._head.startswith(PARQUET_MAGIC):
-            return _ParquetCounter(self._name)
-        return CsvRecordCounter(self._escape_char)
-
-    def feed(self, chunk: bytes) -> None:
-        if self._counter is not None:
-            self._counter.feed(chunk)
-            return
-        self._head += chunk
-        if len(self._head) >= _SNIFF_BYTES:
-            self._counter = self._choose()
-            self._counter.feed(self._head)
-            self._head = b""
-
-    def finish(self) -> tuple[int, str]:
-        if self._counter is None:  # fewer bytes than the magic: decide on what there is
-            self._counter = self._choose()
-            self._counter.feed(self._head)
-        return self._counter.finish()
-
-
 # ---- locations and sinks ----------------------------------------------------------------------
 def _checked_name(name: str) -> str:
     if not isinstance(name, str) or not name or name in {".", ".."} or "/" in name or "\\" in name:
@@ -285,8 +106,26 @@ def location_of(output_path: str, name: str | None = None) -> str:
     return f"{base.rstrip('/')}/{_checked_name(name)}"
 
 
+def storage_path(location: str) -> Any:
+    """``ObjectStoragePath`` of a local path or object-storage URI (local paths as ``file://``)."""
+    from airflow.sdk import ObjectStoragePath
+
+    target = location_of(location)
+    return ObjectStoragePath(target if _URI_SCHEME.match(target) else f"file://{target}")
+
+
+def execution_folder(output_path: str, execution_id: str) -> str:
+    """The folder of one execution's saved files: ``<output_path>/<execution_id>``."""
+    return location_of(output_path, execution_id)
+
+
 class ObjectStorageSink:
-    """``name -> writable binary file`` under ``output_path`` (local path or any fsspec URI)."""
+    """``name -> writable binary file`` under ``output_path`` (local path or any fsspec URI).
+
+    Each file is written as ``.<name>.<random>.partial`` and renamed to ``name`` once its writer
+    closed without error; a failed write removes the temporary file. So a file under its final
+    name is always complete.
+    """
 
     def __init__(self, output_path: str) -> None:
         self.output_path = location_of(output_path)
@@ -294,15 +133,23 @@ class ObjectStorageSink:
     def location(self, name: str) -> str:
         return location_of(self.output_path, name)
 
-    def __call__(self, name: str) -> AbstractContextManager[IO[bytes]]:
-        from airflow.sdk import ObjectStoragePath
+    @contextmanager
+    def _atomic(self, name: str) -> Iterator[IO[bytes]]:
+        final = storage_path(self.location(name))
+        temporary = storage_path(self.location(f".{name}.{uuid.uuid4().hex}.partial"))
+        if final.protocol in ("file", "local"):  # object stores have no directories to create
+            final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with temporary.open("wb") as handle:
+                yield handle
+            temporary.rename(final)
+        except BaseException:
+            with suppress(Exception):
+                temporary.unlink()
+            raise
 
-        target = self.location(name)
-        path = ObjectStoragePath(target if _URI_SCHEME.match(target) else f"file://{target}")
-        if path.protocol in ("file", "local"):  # object stores have no directories to create
-            path.parent.mkdir(parents=True, exist_ok=True)
-        handle: AbstractContextManager[IO[bytes]] = path.open("wb")  # type: ignore[no-untyped-call]
-        return handle
+    def __call__(self, name: str) -> AbstractContextManager[IO[bytes]]:
+        return self._atomic(name)
 
 
 def object_storage_sink(output_path: str) -> ObjectStorageSink:
@@ -312,7 +159,7 @@ def object_storage_sink(output_path: str) -> ObjectStorageSink:
 
 # ---- measuring ----------------------------------------------------------------------------------
 def _unique(name: str, seen: set[str]) -> str:
-    """``name``, or ``stem-N.ext`` when an earlier part already used it."""
+    """``name``, or ``stem-N.ext`` when an earlier part (or the manifest) already used it."""
     candidate, counter = name, 1
     stem, dot, suffix = name.partition(".")
     while candidate in seen:
@@ -339,23 +186,45 @@ def measure_part(
     *,
     save_to: Sink | None = None,
     location: str | None = None,
-    csv_escape_char: bytes | None = None,
+    dialect: CsvDialect | None = None,
 ) -> ResultFile:
     """Read one part once: count bytes and rows, and copy each chunk to ``save_to(name)`` if given."""
     size = 0
-    counter = _SniffingCounter(name, csv_escape_char)
-    target: AbstractContextManager[IO[bytes] | None] = save_to(name) if save_to is not None else nullcontext()
-    with target as sink:
+
+    def passing(sink: IO[bytes] | None) -> Iterator[bytes]:
+        nonlocal size
         for chunk in chunks:
             if not chunk:
                 continue
             data = chunk if isinstance(chunk, bytes) else bytes(chunk)
             size += len(data)
-            counter.feed(data)
             if sink is not None:
                 sink.write(data)
-    rows, detected = counter.finish()
+            yield data
+
+    if save_to is None:
+        rows, detected = count_records(name, passing(None), dialect)
+    else:
+        with save_to(name) as sink:
+            rows, detected = count_records(name, passing(sink), dialect)
     return ResultFile(name=name, size_bytes=size, row_count=rows, format=detected, location=location)
+
+
+def manifest_document(
+    summary: ResultSummary, execution_id: str | None, dialect: CsvDialect | None
+) -> dict[str, Any]:
+    """The manifest of a saved folder (JSON): what the loader reads and checks, file by file."""
+    return {
+        "version": MANIFEST_VERSION,
+        "execution_id": execution_id,
+        "row_count": summary.row_count,
+        "size_bytes": summary.size_bytes,
+        "csv": (dialect or CsvDialect()).as_dict(),
+        "files": [
+            {"name": f.name, "size_bytes": f.size_bytes, "row_count": f.row_count, "format": f.format}
+            for f in summary.files
+        ],
+    }
 
 
 def measure_results(
@@ -364,46 +233,66 @@ def measure_results(
     output_format: str | None = None,
     save_to: Sink | None = None,
     output_path: str | None = None,
-    csv_escape_char: bytes | None = None,
+    dialect: CsvDialect | None = None,
+    execution_id: str | None = None,
 ) -> ResultSummary:
     """Stream every ``(file_name, chunks)`` part once and summarise rows, bytes and files.
 
-    ``save_to`` (e.g. :func:`object_storage_sink`) receives a copy of each part; ``output_path``
-    (defaults to the sink's own) names where, for ``ResultFile.location`` and the summary's
-    ``output_location``. ``output_format`` is what was requested (``CSV``/``PARQUET``); the summary
-    reports the detected format when all parts agree. ``csv_escape_char=b"\\\\"`` makes the CSV
-    counter understand backslash-escaped quotes.
+    ``save_to`` (e.g. :func:`object_storage_sink`) receives a copy of each part and, last, the
+    manifest (:data:`MANIFEST_NAME`, naming ``execution_id``); ``output_path`` (defaults to the
+    sink's own) names where, for ``ResultFile.location`` and the summary's ``output_location``.
+    ``output_format`` is what was requested (``CSV``/``PARQUET``); the summary reports the detected
+    format when all parts agree. ``dialect`` gives the workflow's CSV characters.
     """
     requested = _output_format(output_format)
     if save_to is not None and output_path is None:
         output_path = getattr(save_to, "output_path", None)
     base = location_of(output_path) if save_to is not None and output_path else None
-    seen: set[str] = set()
+    seen: set[str] = {MANIFEST_NAME}
     files = []
     for raw_name, chunks in parts:
         name = _unique(_checked_name(raw_name), seen)
         location = location_of(base, name) if base else None
-        files.append(
-            measure_part(name, chunks, save_to=save_to, location=location, csv_escape_char=csv_escape_char)
-        )
+        files.append(measure_part(name, chunks, save_to=save_to, location=location, dialect=dialect))
     detected = {part.format for part in files}
-    return ResultSummary(
+    summary = ResultSummary(
         row_count=sum(part.row_count for part in files),
         size_bytes=sum(part.size_bytes for part in files),
         files=files,
         output_format=detected.pop() if len(detected) == 1 else requested,
         output_location=base,
     )
+    if save_to is not None:
+        with save_to(MANIFEST_NAME) as handle:
+            handle.write(json.dumps(manifest_document(summary, execution_id, dialect), indent=1).encode())
+    return summary
+
+
+def read_manifest(folder: str) -> dict[str, Any] | None:
+    """The manifest of a saved execution folder, or ``None`` when there is none."""
+    path = storage_path(location_of(folder, MANIFEST_NAME))
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        document: dict[str, Any] = json.loads(handle.read())
+    return document
 
 
 __all__ = [
+    "CSV",
+    "MANIFEST_NAME",
     "OUTPUT_FORMATS",
+    "PARQUET",
+    "CsvDialect",
     "CsvRecordCounter",
     "ObjectStorageSink",
     "ResultFile",
     "ResultSummary",
+    "execution_folder",
     "location_of",
     "measure_part",
     "measure_results",
     "object_storage_sink",
+    "read_manifest",
+    "storage_path",
 ]

@@ -24,6 +24,25 @@ def validate_output_format(value: Any) -> str:
     )
 
 
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path of the first key or string holding a NUL character (Postgres cannot store it)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if isinstance(key, str) and "\x00" in key:
+                return f"{path} (key {key!r})"
+            found = _nul_at(item, f"{path}[{key!r}]")
+            if found:
+                return found
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
 def validate_parameter_values(value: Any) -> dict[str, Any]:
     """A mapping of parameter name to JSON value; a JSON object string (a rendered template) is accepted."""
     if value is None or value == "":
@@ -48,4 +67,7 @@ def validate_parameter_values(value: Any) -> dict[str, Any]:
         json.dumps(value, allow_nan=False)  # NaN/Infinity are not JSON: the HTTP body would fail
     except (TypeError, ValueError) as exc:
         raise AmcConfigError(f"parameter_values must be JSON-serialisable: {exc}") from exc
+    nul = _nul_at(value, "parameter_values")
+    if nul:  # the execution table (jsonb) would refuse it after AMC had started the run
+        raise AmcConfigError(f"{nul} contains a NUL character (\\x00), which Postgres cannot store")
     return dict(value)

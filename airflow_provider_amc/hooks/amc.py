@@ -39,12 +39,15 @@ from airflow_provider_amc.client import (
     AmcConfigError,
     AmcDownloadExpiredError,
     AmcInstance,
+    AmcNotFoundError,
+    AmcResponseError,
     AmcSettings,
     CreateExecutionRequest,
     DownloadUrls,
     Workflow,
     WorkflowExecution,
 )
+from airflow_provider_amc.result_reader import CsvDialect
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -139,6 +142,35 @@ def part_name(url: str, index: int) -> str:
     """A file name for result part ``index``: the URL's last path segment, else ``part-NNNNN``."""
     name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     return name if name and name not in {".", ".."} else f"part-{index:05d}"
+
+
+#: ``downloadUrls`` holds at most this many URLs (``maxItems: 5`` in AMC's spec).
+MAX_DOWNLOAD_URLS = 5
+
+
+def object_key(url: str) -> str:
+    """The object a pre-signed URL points at: its path (the query string is only the signature)."""
+    return urlsplit(url).path
+
+
+def result_urls_by_key(answer: DownloadUrls, execution_id: str) -> dict[str, str]:
+    """``{object key: URL}`` in AMC's order; more URLs than the spec allows, a repeated object or a
+    ``nextToken`` (a second page the spec does not have) raise instead of loading part of a result."""
+    urls = list(answer.download_urls)
+    if answer.next_token:
+        raise AmcResponseError(
+            f"downloadUrls of execution {execution_id} has a nextToken: a second page of result files "
+            "is not part of AMC's API; refusing to load part of the result"
+        )
+    if len(urls) > MAX_DOWNLOAD_URLS:
+        raise AmcResponseError(
+            f"downloadUrls of execution {execution_id} lists {len(urls)} files; AMC's API allows at most "
+            f"{MAX_DOWNLOAD_URLS}"
+        )
+    by_key = {object_key(url): url for url in urls}
+    if len(by_key) != len(urls):
+        raise AmcResponseError(f"downloadUrls of execution {execution_id} lists the same file twice")
+    return by_key
 
 
 def amc_time(value: datetime | str | None) -> str | None:
@@ -302,30 +334,57 @@ class AmcHook(BaseHook):
         return self.client.list_instances()
 
     # ---- helpers built on the calls ----------------------------------------------------------
+    def result_urls(self, execution_id: str, *, instance_id: str | None = None) -> dict[str, str]:
+        """The execution's result URLs by object key (the URL's path), checked: at most
+        ``MAX_DOWNLOAD_URLS`` distinct files and no ``nextToken`` (the spec has no second page)."""
+        answer = self.get_download_urls(execution_id, instance_id=instance_id)
+        return result_urls_by_key(answer, execution_id)
+
     def iter_result_parts(
         self, execution_id: str, *, instance_id: str | None = None, chunk_size: int = 1 << 20
     ) -> Iterator[tuple[str, Iterator[bytes]]]:
         """Stream the result files of a SUCCEEDED execution: ``(file name, chunk iterator)`` per part.
 
         Pre-signed URLs live 10 minutes. When one has expired before its first byte, the download
-        URLs are fetched again (once per part) and the fresh list is used for the remaining parts.
+        URLs are fetched again and the fresh URL **of the same object key** (URL path) is used,
+        whatever the order of the new list; a key the new list lacks is an error.
         Consume each part's chunks before moving on to the next part.
         """
-        urls = list(self.get_download_urls(execution_id, instance_id=instance_id).download_urls)
+        urls = self.result_urls(execution_id, instance_id=instance_id)
 
-        def chunks(index: int) -> Iterator[bytes]:
+        def chunks(key: str) -> Iterator[bytes]:
             try:
-                yield from self.iter_download(urls[index], chunk_size=chunk_size)
+                yield from self.iter_download(urls[key], chunk_size=chunk_size)
             except AmcDownloadExpiredError:
-                fresh = self.get_download_urls(execution_id, instance_id=instance_id).download_urls
-                if len(fresh) != len(urls):
-                    raise
-                self.log.info("Download URL of part %d expired; using fresh URLs", index)
-                urls[:] = fresh
-                yield from self.iter_download(urls[index], chunk_size=chunk_size)
+                fresh = self.result_urls(execution_id, instance_id=instance_id)
+                if key not in fresh:
+                    raise AmcResponseError(
+                        f"the refreshed downloadUrls of execution {execution_id} no longer list the "
+                        f"result file {key!r}"
+                    ) from None
+                self.log.info("Download URL of %s expired; using fresh URLs", key)
+                urls.update(fresh)
+                yield from self.iter_download(urls[key], chunk_size=chunk_size)
 
-        for index, url in enumerate(list(urls)):
-            yield part_name(url, index), chunks(index)
+        for index, key in enumerate(list(urls)):
+            yield part_name(urls[key], index), chunks(key)
+
+    def get_csv_dialect(self, workflow_id: str | None, *, instance_id: str | None = None) -> CsvDialect:
+        """The CSV characters (``Workflow.outputFormat``) the workflow's results are written with.
+
+        Default characters when the execution names no workflow or the workflow no longer exists
+        (logged); characters the reader cannot read exactly raise ``ValueError``.
+        """
+        if not workflow_id:
+            return CsvDialect()
+        try:
+            workflow = self.get_workflow(workflow_id, instance_id=instance_id)
+        except AmcNotFoundError:
+            self.log.warning(
+                "Workflow %s not found: reading its results with default CSV characters", workflow_id
+            )
+            return CsvDialect()
+        return CsvDialect.from_output_format(workflow.output_format)
 
     def find_executions(
         self,

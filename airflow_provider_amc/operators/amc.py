@@ -347,8 +347,19 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
             store.set(STATE_KEY, {**state, "execution_id": execution.workflow_execution_id})
         return execution
 
+    def ensure_records_table(self) -> None:
+        """Create/verify the execution table before the create call: a run must never start that
+        Postgres would then refuse to record."""
+        if self.records is None:
+            return
+        try:
+            self.records.ensure_table()
+        except ValueError as exc:  # a table of that name without the execution columns
+            raise AirflowFailException(f"Invalid AMC execution request: {exc}") from exc
+
     def execute(self, context: Context) -> Any:
         submission = self.build_submission(context)
+        self.ensure_records_table()
         owner = task_owner(context)
         store = context.get("task_state_store")
         stored = store.get(STATE_KEY) if store is not None else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +28,21 @@ from airflow_provider_amc.records import (
     ExecutionRecords,
     parse_table_name,
 )
-from airflow_provider_amc.results import location_of
-from airflow_provider_amc.transfers.postgres_load import ResultLoadError, load_execution
+from airflow_provider_amc.result_reader import CsvDialect
+from airflow_provider_amc.results import (
+    MANIFEST_NAME,
+    MANIFEST_VERSION,
+    execution_folder,
+    location_of,
+    read_manifest,
+    storage_path,
+)
+from airflow_provider_amc.transfers.postgres_load import ON_SCHEMA_CHANGE, ResultLoadError, load_execution
 from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, table_columns
 from airflow_provider_amc.validation import validate_identifier
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.sdk import Context
     from psycopg import Cursor
 
     from airflow_provider_amc.client import WorkflowExecution
@@ -87,34 +96,65 @@ def replace_plan(
     return plan
 
 
-def _storage_path(location: str) -> ObjectStoragePath:
-    from airflow.sdk import ObjectStoragePath
+@dataclass(frozen=True)
+class SavedResult:
+    """The files of one execution saved by the sensor, as its manifest lists them."""
 
-    target = location_of(location)
-    return ObjectStoragePath(target if "://" in target else f"file://{target}")
+    folder: str
+    dialect: CsvDialect
+    files: list[dict[str, Any]]
+    row_count: int
+
+    @property
+    def expected_rows(self) -> dict[str, int]:
+        return {entry["name"]: int(entry["row_count"]) for entry in self.files}
+
+    def parts(self) -> Iterator[tuple[str, Iterator[bytes]]]:
+        """``(name, chunks)`` of exactly the manifest's files; a size that differs raises."""
+        for entry in self.files:
+            yield entry["name"], _checked_chunks(location_of(self.folder, entry["name"]), entry["size_bytes"])
 
 
-def _read_chunks(path: ObjectStoragePath) -> Iterator[bytes]:
-    with path.open("rb") as handle:  # type: ignore[no-untyped-call]
+def _checked_chunks(location: str, size: int) -> Iterator[bytes]:
+    path = storage_path(location)
+    if not path.is_file():
+        raise ResultLoadError(f"saved result file {location} listed in the manifest is missing")
+    read = 0
+    with path.open("rb") as handle:
         while chunk := handle.read(READ_CHUNK_BYTES):
+            read += len(chunk)
             yield chunk
+    if read != size:
+        raise ResultLoadError(f"saved result file {location} has {read} bytes, its manifest says {size}")
 
 
-def iter_saved_parts(source_path: str) -> Iterator[tuple[str, Iterator[bytes]]]:
-    """``(name, chunks)`` of saved result files: the file itself, or a directory's files by name
-    (hidden ``.``/``_`` files skipped). Local paths and any object-storage URI work."""
-    path = _storage_path(source_path)
-    if path.is_file():
-        files = [path]
-    elif path.is_dir():
-        files = sorted(
-            (child for child in path.iterdir() if child.is_file() and not child.name.startswith((".", "_"))),
-            key=lambda child: child.name,
-        )
-    else:
-        raise FileNotFoundError(f"source_path {source_path!r} does not exist")
-    for file in files:
-        yield file.name, _read_chunks(file)
+def saved_result(source_path: str, execution_id: str) -> SavedResult:
+    """The saved files of ``execution_id``: ``source_path`` is the sensor's ``output_path`` (the
+    execution's folder below it is used) or that folder itself; its manifest must name the execution."""
+    candidates = [execution_folder(source_path, execution_id), location_of(source_path)]
+    for folder in candidates:
+        manifest = read_manifest(folder)
+        if manifest is None:
+            continue
+        if manifest.get("version") != MANIFEST_VERSION or manifest.get("execution_id") != execution_id:
+            raise ResultLoadError(
+                f"{location_of(folder, MANIFEST_NAME)} is a manifest of execution "
+                f"{manifest.get('execution_id')!r} (version {manifest.get('version')!r}), "
+                f"not of {execution_id}"
+            )
+        try:
+            dialect = CsvDialect(**manifest["csv"])
+            files = [dict(entry) for entry in manifest["files"]]
+            return SavedResult(folder, dialect, files, int(manifest["row_count"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResultLoadError(
+                f"{location_of(folder, MANIFEST_NAME)} is not a valid manifest: {exc}"
+            ) from exc
+    raise ResultLoadError(
+        f"no complete saved result of execution {execution_id} under {source_path!r}: expected "
+        f"{location_of(candidates[0], MANIFEST_NAME)} (written by AmcExecutionSensor(output_path=...) "
+        "once every file is saved)"
+    )
 
 
 class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
@@ -128,6 +168,11 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     one transaction the execution's rows are deleted and its files copied, so re-running the task
     replaces them. CSV (each part with its header) and Parquet files are read in constant memory.
 
+    Exactly the records AMC produced, or nothing: every part is parsed by the same reader that
+    counted it, the rows ``COPY`` wrote are checked against the records in the file and against the
+    row counts recorded by the sensor (manifest and execution table); any difference rolls the
+    whole load back and fails the task naming both numbers.
+
     Across executions, a load replaces only the rows of older executions of the same request
     (``lifecycle.RequestIdentity``: instance, workflow, the window as UTC instants, parameter
     values, output format), never another parameter set's, and loads of one request serialise on
@@ -140,16 +185,23 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     :param instance_id: the AMC instance (templated); default: the connection's ``instance_id``.
     :param amc_conn_id: the ``amc`` connection (templated).
     :param postgres_conn_id: the Postgres connection (templated).
-    :param source_path: read the result files saved here (templated; the sensor's ``output_path``:
-        a directory or a single file, local or any object-storage URI) instead of downloading them.
+    :param source_path: read the result files saved here instead of downloading them (templated):
+        the sensor's ``output_path`` (the execution's folder ``<output_path>/<execution_id>`` is
+        used) or that folder itself, local or any object-storage URI. Exactly the files its
+        manifest lists are loaded, each checked against the manifest's size and row count.
     :param replace_same_window: also delete, in the same transaction, the rows of older executions
         of the same request found in ``executions_table`` — so re-running a day replaces that day's
         rows instead of adding a second copy (default ``True``). The name is kept from earlier
         versions; the match is the whole request, parameter values and output format included.
     :param executions_table: the execution table (same Postgres connection) that knows each
-        execution's request key and AMC creation time; ``None`` loads per execution only.
+        execution's request key, AMC creation time and recorded row count (checked against the
+        rows loaded); ``None`` loads per execution only.
     :param on_newer_loaded: ``"fail"`` (default) or ``"skip"``: what to do when a newer execution
         of the same request has its rows in ``table`` already.
+    :param on_schema_change: what to do when the existing table's columns do not match the
+        execution's ``outputColumns`` in a way that could lose data (narrower numeric, timestamp into
+        date, a column added or dropped): ``"fail"`` (default; the message names the columns) or
+        ``"migrate"`` (alter the table). Lossless widenings are applied either way and logged.
     """
 
     template_fields: Sequence[str] = (
@@ -174,6 +226,7 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
         replace_same_window: bool = True,
         executions_table: str | None = DEFAULT_TABLE,
         on_newer_loaded: str = "fail",
+        on_schema_change: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -186,6 +239,7 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
         self.replace_same_window = replace_same_window
         self.executions_table = executions_table
         self.on_newer_loaded = on_newer_loaded
+        self.on_schema_change = on_schema_change
 
     @cached_property
     def hook(self) -> AmcHook:
@@ -210,6 +264,11 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
                     f"on_newer_loaded {self.on_newer_loaded!r} is not supported: allowed values are "
                     f"{', '.join(ON_NEWER_LOADED)}"
                 )
+            if self.on_schema_change not in ON_SCHEMA_CHANGE:
+                raise ValueError(
+                    f"on_schema_change {self.on_schema_change!r} is not supported: allowed values are "
+                    f"{', '.join(ON_SCHEMA_CHANGE)}"
+                )
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         return execution_id, table, instance_id
@@ -219,6 +278,13 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
         if not self.executions_table:
             return None
         return ExecutionRecords(postgres_conn_id=self.postgres_conn_id, table=self.executions_table)
+
+    def recorded_row_count(self, execution_id: str) -> int | None:
+        """The row count the sensor recorded for ``execution_id`` in the execution table, if any."""
+        records = self.execution_records
+        record = records.get(execution_id) if records is not None else None
+        value = (record or {}).get("row_count")
+        return int(value) if value is not None else None
 
     def request_identity(self, execution: WorkflowExecution, instance_id: str) -> RequestIdentity:
         """The execution's request as AMC reports it; the output format as recorded at submission."""
@@ -235,13 +301,16 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
             )
         try:
             columns = table_columns(execution.output_columns or [])
-        except ValueError as exc:
+            if self.source_path:
+                saved = saved_result(self.source_path, execution_id)
+                dialect, expected_rows = saved.dialect, saved.expected_rows
+                parts: Iterator[tuple[str, Iterator[bytes]]] = saved.parts()
+            else:
+                dialect = self.hook.get_csv_dialect(execution.workflow_id, instance_id=instance_id)
+                expected_rows = None
+                parts = self.hook.iter_result_parts(execution_id, instance_id=instance_id)
+        except ValueError as exc:  # ResultLoadError, a bad outputColumns or outputFormat
             raise AirflowFailException(f"AMC execution {execution_id}: {exc}") from exc
-        parts = (
-            iter_saved_parts(self.source_path)
-            if self.source_path
-            else self.hook.iter_result_parts(execution_id, instance_id=instance_id)
-        )
         from airflow_provider_amc.postgres_bounds import bounded_hook
 
         identity = self.request_identity(execution, instance_id)
@@ -261,6 +330,10 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
                     parts,
                     replaces=self._logged(plan) if plan else (),
                     lock_key=f"request:{identity.key}",
+                    dialect=dialect,
+                    expected_rows=expected_rows,
+                    expected_total=self.recorded_row_count(execution_id),
+                    on_schema_change=self.on_schema_change,
                 )
             except NewerExecutionLoaded as exc:
                 if self.on_newer_loaded != "skip":
@@ -317,4 +390,4 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
         return logged
 
 
-__all__ = ["AmcToPostgresOperator", "NewerExecutionLoaded", "iter_saved_parts"]
+__all__ = ["AmcToPostgresOperator", "NewerExecutionLoaded", "SavedResult", "saved_result"]

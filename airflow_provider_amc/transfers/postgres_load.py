@@ -1,113 +1,48 @@
-"""Load AMC result files into a Postgres table with ``COPY``, idempotently per execution.
+"""Load AMC result files into a Postgres table with ``COPY``: exactly the records, or nothing.
 
-One transaction per load: create the table if missing, take a per-(table, execution) advisory
-lock, delete that execution's rows, then ``COPY`` every part. Reloading an execution therefore
-replaces its rows, and a failed load leaves the table as it was.
+One transaction per load: create the table if missing (or check its columns against the
+execution's ``outputColumns``: see :func:`ensure_table`), take a per-(table, execution) advisory
+lock, delete that execution's rows (and those of the executions it replaces), then ``COPY`` every
+part. Any error rolls the whole transaction back: the table keeps its previous rows.
+
+Every part is decoded by :mod:`airflow_provider_amc.result_reader` (the reader the sensor counts
+with): CSV is parsed into text columns (unquoted empty = NULL, quoted empty = empty string) and
+re-written for ``COPY ... (FORMAT csv)`` with every non-NULL value quoted, so no value can be
+mistaken for framing (``\\.``, a BOM, a blank line, embedded quotes, CR or newlines). Raw bytes are
+never forwarded. Each part is verified: records parsed == records counted by the fast counter ==
+rows ``COPY`` reports (== the row count saved in the manifest, when loading saved files).
 
 Every row gets the execution id in the ``amc_execution_id`` column without touching the data:
 the column's default is ``current_setting('airflow_provider_amc.execution_id')``, set with
-``set_config(..., is_local => true)`` for the load's transaction only. So CSV parts stream
-byte for byte into ``COPY ... FROM STDIN (FORMAT csv, HEADER true)``; each part's own header line
-names the columns it holds (the column list of its ``COPY``). Parquet parts are spooled to a
-temporary file, read one record batch at a time with pyarrow and written to ``COPY`` as CSV.
-Memory stays constant whatever the result size; gzip parts (``1f 8b``) are inflated on the fly.
+``set_config(..., is_local => true)`` for the load's transaction only. A table created by the load
+is filled with ``COPY ... FREEZE`` and indexed after the copy.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import tempfile
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from psycopg import sql
 
-from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, TableColumn
+from airflow_provider_amc.result_reader import CsvDialect, ResultReadError, read_part
+from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, TableColumn, holds
 
 if TYPE_CHECKING:
     from psycopg import Connection, Cursor
 
+log = logging.getLogger(__name__)
+
 #: The transaction-local setting that the ``amc_execution_id`` column defaults to.
 EXECUTION_ID_SETTING: Final = "airflow_provider_amc.execution_id"
 EXECUTION_ID_DEFAULT: Final = sql.SQL("current_setting({})").format(sql.Literal(EXECUTION_ID_SETTING))
-GZIP_MAGIC: Final = b"\x1f\x8b"
-PARQUET_MAGIC: Final = b"PAR1"
-MAX_HEADER_BYTES: Final = 1 << 20
-PARQUET_BATCH_ROWS: Final = 65536
-_SPOOL_CHUNK: Final = 1 << 20
+ON_SCHEMA_CHANGE: Final = ("fail", "migrate")
 
 
 class ResultLoadError(ValueError):
-    """A result file does not fit the table (unknown column, unreadable file)."""
-
-
-# ---- byte streams -------------------------------------------------------------------------------
-def peek(chunks: Iterable[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
-    """The first ``size`` bytes (fewer if the stream is shorter) and an iterator over all bytes."""
-    iterator = iter(chunks)
-    head = b""
-    for chunk in iterator:
-        head += chunk
-        if len(head) >= size:
-            break
-
-    def everything() -> Iterator[bytes]:
-        if head:
-            yield head
-        yield from iterator
-
-    return head[:size], everything()
-
-
-def gunzip(chunks: Iterable[bytes], name: str) -> Iterator[bytes]:
-    """Inflate a (multi-member) gzip stream chunk by chunk."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        for chunk in chunks:
-            data = chunk
-            while data:
-                out = inflater.decompress(data, _SPOOL_CHUNK)
-                if out:
-                    yield out
-                data = inflater.unconsumed_tail
-                if inflater.eof and not data and inflater.unused_data:
-                    data = inflater.unused_data
-                    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        tail = inflater.flush()
-    except zlib.error as exc:
-        raise ResultLoadError(f"result file {name!r} is not valid gzip: {exc}") from exc
-    if tail:
-        yield tail
-
-
-def read_header(chunks: Iterable[bytes], name: str) -> tuple[list[str] | None, Iterator[bytes]]:
-    """The CSV header's column names (``None`` for an empty file) and an iterator over all bytes."""
-    iterator = iter(chunks)
-    buffered = b""
-    for chunk in iterator:
-        buffered += chunk
-        if b"\n" in buffered or len(buffered) > MAX_HEADER_BYTES:
-            break
-    line = buffered.split(b"\n", 1)[0]
-    if len(line) > MAX_HEADER_BYTES:
-        raise ResultLoadError(
-            f"result file {name!r}: no CSV header line in its first {MAX_HEADER_BYTES} bytes"
-        )
-
-    def everything() -> Iterator[bytes]:
-        if buffered:
-            yield buffered
-        yield from iterator
-
-    if not line.strip():
-        return None, everything()
-    try:
-        text = line.decode("utf-8-sig").rstrip("\r")
-    except UnicodeDecodeError as exc:
-        raise ResultLoadError(f"result file {name!r}: the CSV header is not UTF-8 ({exc})") from exc
-    return next(csv.reader([text])), everything()
+    """A result cannot be loaded exactly (unknown column, schema drift, counts that disagree)."""
 
 
 # ---- the table ----------------------------------------------------------------------------------
@@ -119,19 +54,19 @@ def _lock(cur: Cursor[Any], key: str) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 
 
-def _existing_columns(cur: Cursor[Any], regclass: str) -> dict[str, str | None] | None:
-    """Column name -> default expression of an existing table, or ``None`` if it does not exist."""
+def _existing_columns(cur: Cursor[Any], regclass: str) -> dict[str, tuple[str, str | None]] | None:
+    """Column name -> (type, default expression) of an existing table, or ``None`` if it does not exist."""
     cur.execute("SELECT to_regclass(%s)::oid", (regclass,))
     row = cur.fetchone()
     if row is None or row[0] is None:
         return None
     cur.execute(
-        "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
-        "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-        "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped",
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid) "
+        "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+        "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         (row[0],),
     )
-    return {str(name): default for name, default in cur.fetchall()}
+    return {str(name): (str(kind), default) for name, kind, default in cur.fetchall()}
 
 
 def create_table_sql(table: Sequence[str], columns: Sequence[TableColumn]) -> sql.Composed:
@@ -147,8 +82,77 @@ def create_table_sql(table: Sequence[str], columns: Sequence[TableColumn]) -> sq
     )
 
 
-def ensure_table(cur: Cursor[Any], table: Sequence[str], columns: Sequence[TableColumn]) -> None:
-    """Create the table (and an index on ``amc_execution_id``) if missing; check an existing one."""
+def _index_sql(table: Sequence[str]) -> sql.Composed:
+    return sql.SQL("CREATE INDEX ON {} ({})").format(_qualified(table), sql.Identifier(EXECUTION_ID_COLUMN))
+
+
+def schema_changes(
+    existing: Mapping[str, tuple[str, str | None]], columns: Sequence[TableColumn]
+) -> tuple[list[str], list[sql.Composable], list[str]]:
+    """Compare a table with the execution's columns: ``(lossless widenings as log lines, their
+    ALTERs, changes that need opting in)``; the changes' ALTERs are :func:`migration_sql`'s."""
+    logged: list[str] = []
+    widen: list[sql.Composable] = []
+    refused: list[str] = []
+    declared = {column.name: column for column in columns}
+    for column in columns:
+        if column.name not in existing:
+            refused.append(f"{column.name!r} is new in the execution ({column.pg_type}), not in the table")
+            continue
+        current = existing[column.name][0]
+        if holds(current, column.pg_type):
+            continue
+        if holds(column.pg_type, current):
+            logged.append(f"column {column.name!r} widened from {current} to {column.pg_type} (lossless)")
+            widen.append(_alter_type_sql(column))
+        else:
+            refused.append(
+                f"{column.name!r} is {current} in the table but {column.pg_type} in the execution "
+                "(loading would lose precision or data)"
+            )
+    for name, (kind, _) in existing.items():
+        if name != EXECUTION_ID_COLUMN and name not in declared:
+            refused.append(f"{name!r} ({kind}) is in the table but not in the execution's outputColumns")
+    return logged, widen, refused
+
+
+def _alter_type_sql(column: TableColumn) -> sql.Composable:
+    return sql.SQL("ALTER COLUMN {name} TYPE {kind} USING {name}::{kind}").format(
+        name=sql.Identifier(column.name), kind=sql.SQL(column.pg_type)
+    )
+
+
+def migration_sql(
+    existing: Mapping[str, tuple[str, str | None]], columns: Sequence[TableColumn]
+) -> list[sql.Composable]:
+    """ALTERs that make the table take the execution's columns: new columns added, changed types
+    converted (a column the execution no longer has is kept; its new rows are NULL)."""
+    actions: list[sql.Composable] = []
+    for column in columns:
+        if column.name not in existing:
+            actions.append(
+                sql.SQL("ADD COLUMN {} {}").format(sql.Identifier(column.name), sql.SQL(column.pg_type))
+            )
+        elif not holds(existing[column.name][0], column.pg_type):
+            actions.append(_alter_type_sql(column))
+    return actions
+
+
+def ensure_table(
+    cur: Cursor[Any], table: Sequence[str], columns: Sequence[TableColumn], on_schema_change: str = "fail"
+) -> bool:
+    """Create the table if missing (returns ``True``: index it after the load), else check it.
+
+    An existing table must hold the execution's columns exactly: a type that stores every declared
+    value is fine; one the declared type holds losslessly is widened (logged); anything else (a
+    narrower numeric, a timestamp into a date, a column added or dropped) fails naming the columns,
+    unless ``on_schema_change="migrate"``, which alters the table.
+    """
+    if on_schema_change not in ON_SCHEMA_CHANGE:
+        raise ResultLoadError(
+            f"on_schema_change {on_schema_change!r} is not supported: allowed values are "
+            f"{', '.join(ON_SCHEMA_CHANGE)}"
+        )
     regclass = _qualified(table).as_string(cur)
     existing = _existing_columns(cur, regclass)
     if existing is None:
@@ -156,100 +160,90 @@ def ensure_table(cur: Cursor[Any], table: Sequence[str], columns: Sequence[Table
         existing = _existing_columns(cur, regclass)  # another load may have created it meanwhile
     if existing is None:
         cur.execute(create_table_sql(table, columns))
-        cur.execute(
-            sql.SQL("CREATE INDEX ON {} ({})").format(_qualified(table), sql.Identifier(EXECUTION_ID_COLUMN))
-        )
-        return
-    missing = [c.name for c in columns if c.name not in existing]
+        return True
+    name = ".".join(table)
     if EXECUTION_ID_COLUMN not in existing:
-        missing.insert(0, EXECUTION_ID_COLUMN)
-    if missing:
         raise ResultLoadError(
-            f"table {'.'.join(table)} exists but lacks column(s) {', '.join(map(repr, missing))}: "
-            "drop it or add them"
+            f"table {name} exists but lacks column {EXECUTION_ID_COLUMN!r}: drop it or add it"
         )
-    if EXECUTION_ID_SETTING not in (existing[EXECUTION_ID_COLUMN] or ""):
-        cur.execute(
-            sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
-                _qualified(table), sql.Identifier(EXECUTION_ID_COLUMN), EXECUTION_ID_DEFAULT
+    logged, widen, refused = schema_changes(existing, columns)
+    actions: list[sql.Composable] = list(widen)
+    if refused:
+        if on_schema_change != "migrate":
+            raise ResultLoadError(
+                f"table {name} does not match the execution's outputColumns: {'; '.join(refused)}. "
+                'Pass on_schema_change="migrate" to alter the table, or load into another table'
+            )
+        actions = migration_sql(existing, columns)
+        logged = [f"migrating table {name}: {'; '.join(refused)}"]
+    if EXECUTION_ID_SETTING not in (existing[EXECUTION_ID_COLUMN][1] or ""):
+        actions.append(
+            sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(
+                sql.Identifier(EXECUTION_ID_COLUMN), EXECUTION_ID_DEFAULT
             )
         )
+    for line in logged:
+        log.info("Table %s: %s", name, line)
+    if actions:
+        cur.execute(sql.SQL("ALTER TABLE {} {}").format(_qualified(table), sql.SQL(", ").join(actions)))
+    return False
 
 
 # ---- COPY -----------------------------------------------------------------------------------------
-def _checked_columns(names: Sequence[str], known: set[str], part: str) -> list[str]:
-    unknown = [name for name in names if name not in known]
-    if unknown or len(set(names)) != len(names):
+def _checked_columns(names: Sequence[str], declared: Sequence[str], part: str) -> list[str]:
+    if sorted(names) != sorted(declared):
+        missing = [name for name in declared if name not in names]
+        unknown = [name for name in names if name not in declared]
         raise ResultLoadError(
-            f"result file {part!r} has columns {list(names)}; expected distinct names from the "
-            f"execution's outputColumns {sorted(known)}"
+            f"result file {part!r} has columns {list(names)}; the execution's outputColumns are "
+            f"{list(declared)} (missing: {missing}, unknown or repeated: {unknown or 'repeated names'})"
         )
     return list(names)
 
 
-def _copy_sql(table: Sequence[str], names: Sequence[str], header: bool) -> sql.Composed:
-    options = "FORMAT csv, HEADER true" if header else "FORMAT csv"
+def _copy_sql(table: Sequence[str], names: Sequence[str], freeze: bool) -> sql.Composed:
+    options = "FORMAT csv, FREEZE true" if freeze else "FORMAT csv"
     return sql.SQL("COPY {} ({}) FROM STDIN WITH ({})").format(
         _qualified(table), sql.SQL(", ").join(map(sql.Identifier, names)), sql.SQL(options)
     )
 
 
-def copy_csv(
-    cur: Cursor[Any], table: Sequence[str], known: set[str], name: str, chunks: Iterable[bytes]
-) -> int:
-    """Stream one CSV part (its own header names its columns) into ``COPY``; returns the rows copied."""
-    header, data = read_header(chunks, name)
-    if header is None:
-        return 0
-    columns = _checked_columns(header, known, name)
-    with cur.copy(_copy_sql(table, columns, header=True)) as copy:
-        for chunk in data:
-            copy.write(chunk)
-    return max(cur.rowcount, 0)
-
-
-def copy_parquet(
-    cur: Cursor[Any], table: Sequence[str], known: set[str], name: str, chunks: Iterable[bytes]
-) -> int:
-    """Spool one Parquet part to disk, then ``COPY`` it record batch by record batch."""
-    try:
-        import pyarrow.csv as pa_csv
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ImportError(
-            f"result file {name!r} is Parquet, which needs pyarrow: "
-            "pip install 'airflow-provider-amc[parquet]'"
-        ) from exc
-    with tempfile.TemporaryFile() as spool:
-        for chunk in chunks:
-            spool.write(chunk)
-        spool.seek(0)
-        try:
-            parquet = pq.ParquetFile(spool)
-        except Exception as exc:  # ArrowInvalid / OSError for a bad footer
-            raise ResultLoadError(
-                f"result file {name!r} starts like Parquet but cannot be read: {exc}"
-            ) from exc
-        columns = _checked_columns(parquet.schema_arrow.names, known, name)
-        options = pa_csv.WriteOptions(include_header=False)
-        with cur.copy(_copy_sql(table, columns, header=False)) as copy:
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-                buffer = io.BytesIO()
-                pa_csv.write_csv(batch, buffer, write_options=options)
-                copy.write(buffer.getbuffer())
-    return max(cur.rowcount, 0)
-
-
 def copy_part(
-    cur: Cursor[Any], table: Sequence[str], known: set[str], name: str, chunks: Iterable[bytes]
+    cur: Cursor[Any],
+    table: Sequence[str],
+    declared: Sequence[str],
+    name: str,
+    chunks: Iterable[bytes],
+    *,
+    dialect: CsvDialect | None = None,
+    freeze: bool = False,
+    expected_rows: int | None = None,
 ) -> int:
-    """``COPY`` one result part, picking the reader by magic bytes (gzip, Parquet, else CSV)."""
-    head, data = peek(chunks, len(PARQUET_MAGIC))
-    if head.startswith(GZIP_MAGIC):
-        head, data = peek(gunzip(data, name), len(PARQUET_MAGIC))
-    if head.startswith(PARQUET_MAGIC):
-        return copy_parquet(cur, table, known, name, data)
-    return copy_csv(cur, table, known, name, data)
+    """``COPY`` one result part; returns its rows after checking parser, counter, COPY (and
+    ``expected_rows``) agree."""
+    import pyarrow.csv as pa_csv
+
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="all_valid")
+    with read_part(name, chunks, dialect, declared) as part:
+        if part.columns is None:  # an empty file: no header, no records
+            copied = 0
+        else:
+            columns = _checked_columns(part.columns, declared, name)
+            with cur.copy(_copy_sql(table, columns, freeze)) as copy:
+                for batch in part.batches:
+                    buffer = io.BytesIO()
+                    pa_csv.write_csv(batch, buffer, write_options=options)
+                    copy.write(buffer.getbuffer())
+            copied = max(cur.rowcount, 0)
+        if copied != part.rows:
+            raise ResultLoadError(
+                f"result file {name!r}: COPY wrote {copied} rows, the file holds {part.rows}"
+            )
+        if expected_rows is not None and expected_rows != part.rows:
+            raise ResultLoadError(
+                f"result file {name!r}: holds {part.rows} rows, its recorded row count is {expected_rows}"
+            )
+    return part.rows
 
 
 def load_execution(
@@ -260,6 +254,11 @@ def load_execution(
     parts: Iterable[tuple[str, Iterable[bytes]]],
     replaces: Sequence[str] | Callable[[Cursor[Any]], Sequence[str]] = (),
     lock_key: str | None = None,
+    *,
+    dialect: CsvDialect | None = None,
+    expected_rows: Mapping[str, int] | None = None,
+    expected_total: int | None = None,
+    on_schema_change: str = "fail",
 ) -> int:
     """Replace ``execution_id``'s rows in ``table`` by the rows of ``parts``, in one transaction.
 
@@ -267,31 +266,59 @@ def load_execution(
     on a transaction-scoped advisory lock; without one, loads of the same execution do. Rows of
     the executions in ``replaces`` (older executions of the same request) are deleted in the same
     transaction; a callable is asked under the lock, with the load's cursor, and may raise to
-    refuse the load. Returns the number of rows loaded. ``conn`` must be idle.
+    refuse the load. ``expected_rows`` (file name -> rows) and ``expected_total`` are what was
+    recorded when the result was measured; any disagreement fails the load and commits nothing.
+    Returns the number of rows loaded. ``conn`` must be idle.
     """
     conn.autocommit = True  # explicit transaction below, committed or rolled back as one
-    known = {column.name for column in columns}
+    declared = [column.name for column in columns]
     with conn.transaction(), conn.cursor() as cur:
-        ensure_table(cur, table, columns)
+        created = ensure_table(cur, table, columns, on_schema_change)
         regclass = _qualified(table).as_string(cur)
         _lock(cur, f"airflow_provider_amc:load:{regclass}:{lock_key or execution_id}")
         older = replaces(cur) if callable(replaces) else replaces
         cur.execute("SELECT set_config(%s, %s, true)", (EXECUTION_ID_SETTING, execution_id))
-        cur.execute(
-            sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
-                _qualified(table), sql.Identifier(EXECUTION_ID_COLUMN)
-            ),
-            ([execution_id, *older],),
-        )
-        return sum(copy_part(cur, table, known, name, chunks) for name, chunks in parts)
+        if not created:
+            cur.execute(
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
+                    _qualified(table), sql.Identifier(EXECUTION_ID_COLUMN)
+                ),
+                ([execution_id, *older],),
+            )
+        total = 0
+        for name, chunks in parts:
+            expected = None if expected_rows is None else expected_rows.get(name)
+            try:
+                total += copy_part(
+                    cur,
+                    table,
+                    declared,
+                    name,
+                    chunks,
+                    dialect=dialect,
+                    freeze=created,
+                    expected_rows=expected,
+                )
+            except ResultReadError as exc:
+                raise ResultLoadError(str(exc)) from exc
+        if expected_total is not None and total != expected_total:
+            raise ResultLoadError(
+                f"the files hold {total} rows but {expected_total} were recorded for execution "
+                f"{execution_id}: nothing loaded"
+            )
+        if created:
+            cur.execute(_index_sql(table))
+        return total
 
 
 __all__ = [
     "EXECUTION_ID_SETTING",
+    "ON_SCHEMA_CHANGE",
     "ResultLoadError",
     "copy_part",
     "create_table_sql",
     "ensure_table",
     "load_execution",
-    "read_header",
+    "migration_sql",
+    "schema_changes",
 ]

@@ -6,6 +6,7 @@ structured types (arrays, intervals, binary) land as ``text``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -91,10 +92,66 @@ def table_columns(output_columns: Iterable[OutputColumn | Mapping[str, Any]]) ->
     return columns
 
 
+# ---- comparing types (schema drift) -------------------------------------------------------------------
+#: Decimal digits every value of an integer type fits in.
+_INTEGER_DIGITS: Final[Mapping[str, int]] = {"smallint": 5, "integer": 10, "bigint": 19}
+#: Types each type holds exactly, besides itself (numeric and text handled in :func:`holds`).
+_ALSO_HOLDS: Final[Mapping[str, frozenset[str]]] = {
+    "double precision": frozenset({"real", "smallint", "integer"}),
+    "real": frozenset({"smallint"}),
+    "timestamp": frozenset({"date"}),
+}
+_NUMERIC = re.compile(r"numeric(?:\((\d+)(?:,\s*(\d+))?\))?")
+_ALIASES: Final[Mapping[str, str]] = {
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+}
+
+
+def normalise_type(pg_type: str) -> str:
+    """A Postgres type as ``format_type`` prints it, in this module's spelling."""
+    text = " ".join(pg_type.strip().lower().split())
+    return _ALIASES.get(text, text)
+
+
+def _numeric(pg_type: str) -> tuple[int | None, int] | None:
+    """``(precision or None for unconstrained, scale)`` of a numeric type, else ``None``."""
+    match = _NUMERIC.fullmatch(pg_type)
+    if match is None:
+        return None
+    precision, scale = match.groups()
+    return (int(precision) if precision else None, int(scale) if scale else 0)
+
+
+def holds(container: str, value: str) -> bool:
+    """Whether every value of type ``value`` is stored exactly by a column of type ``container``."""
+    container, value = normalise_type(container), normalise_type(value)
+    if container == value or container == "text" or value in _ALSO_HOLDS.get(container, ()):
+        return True
+    if container in _INTEGER_DIGITS and value in _INTEGER_DIGITS:
+        return _INTEGER_DIGITS[container] >= _INTEGER_DIGITS[value]
+    outer = _numeric(container)
+    if outer is None:
+        return False
+    precision, scale = outer
+    if value in _INTEGER_DIGITS:
+        return precision is None or precision - scale >= _INTEGER_DIGITS[value]
+    inner = _numeric(value)
+    if inner is None:
+        return False
+    if precision is None:
+        return True
+    if inner[0] is None:
+        return False
+    return scale >= inner[1] and precision - scale >= inner[0] - inner[1]
+
+
 __all__ = [
     "EXECUTION_ID_COLUMN",
     "SIMPLE_TYPES",
     "TableColumn",
+    "holds",
+    "normalise_type",
     "postgres_type",
     "table_columns",
 ]

@@ -23,7 +23,7 @@ from airflow_provider_amc.client import CreateExecutionRequest
 from airflow_provider_amc.emulator import defaults
 from airflow_provider_amc.emulator.testing import EmulatorServer
 from airflow_provider_amc.hooks.amc import AmcHook
-from airflow_provider_amc.results import measure_results, object_storage_sink
+from airflow_provider_amc.results import execution_folder, measure_results, object_storage_sink
 from airflow_provider_amc.transfers.amc_to_postgres import AmcToPostgresOperator
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,28 @@ def finished_execution(server: EmulatorServer, *, rows: int, parts: int, output_
     return execution_id
 
 
+#: The execution table of these tests (emulator ids repeat across tests: never the shared default).
+EXECUTIONS_TABLE = f"amc_load_exec_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_executions_table() -> Iterator[None]:
+    yield
+    query(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(EXECUTIONS_TABLE)))
+
+
+def save_like_the_sensor(execution_id: str, output_path: Path) -> Any:
+    """Save an execution's files as AmcExecutionSensor(output_path=...) does."""
+    folder = execution_folder(str(output_path), execution_id)
+    return measure_results(
+        AmcHook().iter_result_parts(execution_id, instance_id=INSTANCE),
+        save_to=object_storage_sink(folder),
+        execution_id=execution_id,
+    )
+
+
 def load(execution_id: str, table: str, **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("executions_table", EXECUTIONS_TABLE)
     operator = AmcToPostgresOperator(
         task_id="load", execution_id=execution_id, table=table, postgres_conn_id=PG_CONN_ID, **kwargs
     )
@@ -175,12 +196,9 @@ def test_parquet_result(amc: EmulatorServer, table: str, tmp_path: Path) -> None
     execution_id = finished_execution(amc, rows=20_000, parts=2, output_format="PARQUET")
     assert load(execution_id, table)["rows"] == 20_000
 
-    saved = measure_results(
-        AmcHook().iter_result_parts(execution_id, instance_id=INSTANCE),
-        save_to=object_storage_sink(str(tmp_path)),
-    )
+    saved = save_like_the_sensor(execution_id, tmp_path)
     assert {part.format for part in saved.files} == {"PARQUET"}
-    arrow = [pq.read_table(tmp_path / part.name) for part in saved.files]
+    arrow = [pq.read_table(tmp_path / execution_id / part.name) for part in saved.files]
     expected_spend = sum(
         (value for t in arrow for value in t.column("spend").to_pylist() if value is not None), Decimal(0)
     )
@@ -192,11 +210,8 @@ def test_parquet_result(amc: EmulatorServer, table: str, tmp_path: Path) -> None
 def test_from_saved_source_path_downloads_nothing(amc: EmulatorServer, table: str, tmp_path: Path) -> None:
     execution_id = finished_execution(amc, rows=5_000, parts=3)
     # Save the files the way the sensor does (output_path).
-    measure_results(
-        AmcHook().iter_result_parts(execution_id, instance_id=INSTANCE),
-        save_to=object_storage_sink(str(tmp_path)),
-    )
-    assert len(list(tmp_path.iterdir())) == 3
+    save_like_the_sensor(execution_id, tmp_path)
+    assert len(list((tmp_path / execution_id).iterdir())) == 4  # 3 parts and the manifest
     # The emulator logs a streamed download when its response ends, which can be just after the
     # client has read the last byte: wait for the three entries before clearing the log.
     deadline = time.monotonic() + 5
@@ -299,3 +314,54 @@ def test_no_execution_table_loads_per_execution_only(amc: EmulatorServer, table:
     second = finished_execution(amc, rows=60, parts=1)
     load(second, table, executions_table=None)
     assert rows_by_execution(table) == {first: 50, second: 60}
+
+
+def test_rerun_of_a_day_with_a_smaller_result_loads_exactly_the_new_rows(
+    amc: EmulatorServer, table: str, tmp_path: Path
+) -> None:
+    """Issue 15 "stale files": 3 parts / 9 rows, then the re-run's 2 parts / 6 rows, same output_path."""
+    from airflow_env import FakeTaskInstance
+    from airflow_provider_amc.records import ExecutionRecords
+    from airflow_provider_amc.sensors.amc import AmcExecutionSensor
+
+    output_path = str(tmp_path / "2026-01-01")
+    loaded = {}
+    for rows, parts in ((9, 3), (6, 2)):
+        amc.admin.clear_script(WORKFLOW)
+        execution_id = finished_execution(amc, rows=rows, parts=parts)
+        ExecutionRecords(PG_CONN_ID, EXECUTIONS_TABLE).upsert(
+            execution_id,
+            instance_id=INSTANCE,
+            workflow_id=WORKFLOW,
+            status="running",
+            time_window_start="2026-01-01T00:00:00",
+            time_window_end="2026-01-02T00:00:00",
+            time_window_time_zone="UTC",
+        )
+        sensor = AmcExecutionSensor(
+            task_id="wait",
+            execution_id=execution_id,
+            postgres_conn_id=PG_CONN_ID,
+            table=EXECUTIONS_TABLE,
+            output_path=output_path,
+        )
+        execution = AmcHook().get_execution(execution_id, instance_id=INSTANCE)
+        sensor.finish({"ti": FakeTaskInstance()}, execution, INSTANCE)  # type: ignore[arg-type]
+        loaded[execution_id] = load(execution_id, table, source_path=output_path)["rows"]
+    second = list(loaded)[-1]
+    assert list(loaded.values()) == [9, 6]
+    assert rows_by_execution(table) == {second: 6}  # the first run's rows replaced, no stale part
+    recorded = ExecutionRecords(PG_CONN_ID, EXECUTIONS_TABLE).get(second)
+    assert recorded is not None and recorded["row_count"] == 6 == count(table)
+
+
+def test_a_load_that_disagrees_with_the_recorded_row_count_commits_nothing(
+    amc: EmulatorServer, table: str
+) -> None:
+    from airflow_provider_amc.records import ExecutionRecords
+
+    execution_id = finished_execution(amc, rows=40, parts=2)
+    ExecutionRecords(PG_CONN_ID, EXECUTIONS_TABLE).upsert(execution_id, status="completed", row_count=41)
+    with pytest.raises(AirflowFailException, match="the files hold 40 rows but 41 were recorded"):
+        load(execution_id, table)
+    assert query("SELECT to_regclass(%s)", (table,)) == [(None,)]

@@ -7,6 +7,8 @@ result summary. Each test has its own table in the ``test`` database, dropped af
 
 from __future__ import annotations
 
+import json
+
 from airflow_env import (
     PG_TEST_DSN,
     FakeTaskInstance,
@@ -38,6 +40,7 @@ from psycopg.rows import dict_row  # noqa: E402
 from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID  # noqa: E402
 from airflow_provider_amc.emulator.testing import EmulatorServer  # noqa: E402
 from airflow_provider_amc.operators.amc import AmcCreateExecutionOperator  # noqa: E402
+from airflow_provider_amc.results import MANIFEST_NAME  # noqa: E402
 from airflow_provider_amc.sensors.amc import AmcExecutionSensor  # noqa: E402
 from airflow_provider_amc.triggers.amc import AmcExecutionTrigger  # noqa: E402
 
@@ -310,13 +313,21 @@ def test_output_path_receives_the_files(amc: EmulatorServer, table: str, tmp_pat
         amc, wait_sensor(table, execution_id, output_path=str(target)), FakeTaskInstance()
     )
     summary = amc.admin.result_summary(DEFAULT_INSTANCE_ID, execution_id)
-    files = sorted(target.iterdir())
+    assert [f.name for f in target.iterdir()] == [execution_id]  # one folder per execution
+    folder = target / execution_id
+    files = sorted(f for f in folder.iterdir() if f.name != MANIFEST_NAME)
+    assert sorted(f.name for f in folder.iterdir()) == sorted([MANIFEST_NAME, *(f.name for f in files)])
     assert [f.name for f in files] == [f"part-{i:05d}.csv" for i in range(3)]
     assert [f.stat().st_size for f in files] == summary["part_bytes"]
     assert [sum(1 for _ in f.open("rb")) - 1 for f in files] == summary["part_rows"]  # no quoted newlines
     row = row_of(table, execution_id)
     assert row["output_location"] == metadata["output_location"]
-    assert Path(row["output_location"].removeprefix("file://")).resolve() == target.resolve()
+    assert Path(row["output_location"].removeprefix("file://")).resolve() == folder.resolve()
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["execution_id"] == execution_id
+    assert [(f["name"], f["size_bytes"], f["row_count"]) for f in manifest["files"]] == list(
+        zip([f.name for f in files], summary["part_bytes"], summary["part_rows"], strict=True)
+    )
 
 
 # ---- create-and-wait in one task ---------------------------------------------------------------------------

@@ -167,7 +167,8 @@ def test_sensor_poke_survives_faults(amc_env: EmulatorServer, path: str, burst: 
     assert metadata["row_count"] == expected["rows"] and metadata["size_bytes"] == expected["bytes"]
     assert [(row["row_count"], row["size_bytes"]) for row in rows] == [(expected["rows"], expected["bytes"])]
     parts = len(metadata["files"])
-    assert_no_storm(amc_env, faults, normal_calls=1 + 1 + 1 + 1 + parts)  # list, create, status, urls, parts
+    # list, create, status, workflow (its CSV characters), urls, parts
+    assert_no_storm(amc_env, faults, normal_calls=1 + 1 + 1 + 1 + 1 + parts)
     assert_single_execution(amc_env)
     record("tasks_survived")
 
@@ -233,7 +234,8 @@ def test_throttled_api_all_tasks_complete(amc_env: EmulatorServer) -> None:
     throttled = account_faults(amc_env)
     assert executions_created(amc_env) == 4
     parts = sum(len(output["files"]) for output in outputs)
-    assert_no_storm(amc_env, throttled, normal_calls=4 * 2 + 4 * 2 + parts)  # (list, create), (status, urls)
+    # (list, create), (status, workflow, urls)
+    assert_no_storm(amc_env, throttled, normal_calls=4 * 2 + 4 * 3 + parts)
     record("tasks_survived", 4)
 
 

@@ -7,8 +7,8 @@ import gzip
 import pytest
 
 from airflow_provider_amc.client import OutputColumn
-from airflow_provider_amc.transfers.postgres_load import ResultLoadError, gunzip, peek, read_header
-from airflow_provider_amc.transfers.postgres_types import TableColumn, postgres_type, table_columns
+from airflow_provider_amc.result_reader import ResultReadError, inflate, peek
+from airflow_provider_amc.transfers.postgres_types import TableColumn, holds, postgres_type, table_columns
 
 
 @pytest.mark.parametrize(
@@ -59,34 +59,51 @@ def test_table_columns_rejects(columns: list[dict[str, object]], message: str) -
         table_columns(columns)
 
 
-def test_read_header_across_chunks_keeps_every_byte() -> None:
-    chunks = [b'\xef\xbb\xbf"a,1",b', b"\r\n1,2\n", b"3,4\n"]
-    header, data = read_header(chunks, "p")
-    assert header == ["a,1", "b"]
-    assert b"".join(data) == b"".join(chunks)
-
-
-def test_read_header_of_empty_file() -> None:
-    header, data = read_header([], "p")
-    assert header is None and list(data) == []
-
-
-def test_read_header_needs_a_line() -> None:
-    with pytest.raises(ResultLoadError, match="no CSV header line"):
-        read_header([b"x" * (1 << 20) + b"y"], "p")
-
-
 def test_peek_returns_head_and_all_bytes() -> None:
     head, data = peek([b"P", b"AR", b"1rest", b"more"], 4)
     assert head == b"PAR1"
     assert b"".join(data) == b"PAR1restmore"
 
 
-def test_gunzip_multi_member_in_small_chunks() -> None:
+def test_inflate_multi_member_in_small_chunks() -> None:
     blob = gzip.compress(b"a,b\n1,2\n") + gzip.compress(b"3,4\n")
-    assert b"".join(gunzip([blob[i : i + 3] for i in range(0, len(blob), 3)], "p")) == b"a,b\n1,2\n3,4\n"
+    assert b"".join(inflate([blob[i : i + 3] for i in range(0, len(blob), 3)], "p")) == b"a,b\n1,2\n3,4\n"
 
 
-def test_gunzip_rejects_garbage() -> None:
-    with pytest.raises(ResultLoadError, match="not valid gzip"):
-        list(gunzip([b"\x1f\x8bnot gzip at all"], "p"))
+def test_inflate_rejects_garbage() -> None:
+    with pytest.raises(ResultReadError, match="not valid gzip"):
+        list(inflate([b"\x1f\x8bnot gzip at all"], "p"))
+
+
+@pytest.mark.parametrize("cut", [1, 4, 8, 12])
+def test_inflate_rejects_a_truncated_stream(cut: int) -> None:
+    blob = gzip.compress(b"a,b\n" + b"1,2\n" * 1000)
+    with pytest.raises(ResultReadError, match="truncated"):
+        list(inflate([blob[:-cut]], "p"))
+
+
+@pytest.mark.parametrize(
+    ("container", "value", "expected"),
+    [
+        ("numeric(38,2)", "numeric(38,2)", True),
+        ("numeric(38,2)", "numeric(38,4)", False),  # scale would be rounded away
+        ("numeric(38,4)", "numeric(38,2)", False),  # 36 integer digits do not fit in 34
+        ("numeric(40,4)", "numeric(38,2)", True),
+        ("numeric", "numeric(38,17)", True),
+        ("numeric(38,2)", "numeric", False),
+        ("numeric(20,0)", "bigint", True),
+        ("numeric(18,0)", "bigint", False),
+        ("bigint", "integer", True),
+        ("integer", "bigint", False),
+        ("date", "timestamp", False),  # a timestamp into a date loses the time
+        ("timestamp without time zone", "date", True),
+        ("double precision", "real", True),
+        ("real", "double precision", False),
+        ("double precision", "bigint", False),
+        ("text", "numeric(38,2)", True),
+        ("bigint", "text", False),
+        ("boolean", "boolean", True),
+    ],
+)
+def test_holds(container: str, value: str, expected: bool) -> None:
+    assert holds(container, value) is expected

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_amc.result_reader import read_part
 from airflow_provider_amc.results import (
-    CsvRecordCounter,
+    CsvDialect,
     ResultFile,
     ResultSummary,
     location_of,
@@ -169,15 +170,65 @@ def test_property_matches_csv_module(rows: list[list[str]], cuts: list[int], ter
     assert summary.size_bytes == len(data)
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.sampled_from(TRICKY_VALUES)
+            | st.text(st.characters(exclude_characters="\r", exclude_categories=("Cs",)), max_size=6),
+            min_size=3,
+            max_size=3,
+        ),
+        max_size=12,
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+)
+def test_property_counter_parser_and_csv_module_agree(
+    rows: list[list[str]], cuts: list[int], terminator: str
+) -> None:
+    """Multi-column data (the counter's fast path): counted == parsed by the loader == csv module."""
+    data = csv_bytes(rows, header=["a", "b", "c"], terminator=terminator)
+    bounds = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    chunks = [data[a:b] for a, b in itertools.pairwise(bounds)]
+    expected = reference_rows(data)
+    assert measure_results([("p.csv", iter(chunks))]).row_count == expected
+    with read_part("p.csv", iter(chunks), None, ["a", "b", "c"]) as part:
+        parsed = [row for batch in part.batches for row in batch.to_pylist()]
+    assert part.rows == len(parsed) == expected
+    # Values too (NULL for an unquoted empty field: the csv module writes "" only when quoting it).
+    reference = [r for r in csv.reader(io.StringIO(data.decode(), newline="")) if r][1:]
+    assert [[row[k] or "" for k in "abc"] for row in parsed] == reference
+
+
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 1 << 20])
 def test_backslash_escaped_quotes(chunk_size: int) -> None:
     data = b'h1,h2\n"say \\"hi\\"\nthere",1\n"back\\\\",2\n"x\\\\\\"y\n",3\n'
-    assert measure_one(data, chunk_size, csv_escape_char=b"\\").row_count == 3
+    assert measure_one(data, chunk_size, dialect=CsvDialect(escape="\\")).row_count == 3
 
 
-def test_counter_rejects_bad_escape_char() -> None:
-    with pytest.raises(ValueError, match="escape_char"):
-        CsvRecordCounter(escape_char=b'"')
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"separator": "\n"}, "separator"),
+        ({"quote": "ab"}, "quote"),
+        ({"escape": "\r"}, "escape"),
+        ({"separator": '"'}, "must differ"),
+        ({"separator": "é"}, "ASCII"),
+    ],
+)
+def test_dialect_refuses_characters_it_cannot_read_exactly(fields: dict[str, str], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        CsvDialect(**fields)
+
+
+def test_dialect_from_workflow_output_format() -> None:
+    dialect = CsvDialect.from_output_format(
+        {"separatorCharacter": ";", "quoteCharacter": "'", "escapeCharacter": "\\"}
+    )
+    assert dialect == CsvDialect(separator=";", quote="'", escape="\\")
+    assert CsvDialect.from_output_format(None) == CsvDialect()
+    assert CsvDialect.from_output_format({"escapeCharacter": '"'}).escape is None
 
 
 # ---- gzip and Parquet ---------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def amc_api(monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker) -> rm.Moc
     for i, content in enumerate(CSV_PARTS):
         requests_mock.get(f"{DOWNLOAD}/part-{i:05d}.csv", content=content)
     requests_mock.put(EXECUTION_URL, json={})
+    requests_mock.get(f"{API}/amc/reporting/{INSTANCE}/workflows/wf", json={"workflowId": "wf"})
     return requests_mock
 
 
