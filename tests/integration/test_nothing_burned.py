@@ -90,12 +90,21 @@ def test_a_table_in_a_new_schema_is_created_with_its_schema_before_the_run(
     assert rows == [{"execution_id": execution_id}]
 
 
-def test_a_table_postgres_cannot_record_into_fails_before_the_create_call(
-    amc: EmulatorServer, table: str
+@pytest.fixture
+def unprivileged(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A Postgres login that may connect but not create anything in schema public."""
+    role = f"amc_noperm_{uuid.uuid4().hex[:10]}"
+    pg(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{PG_CONN_ID.upper()}", f"postgresql://{role}@127.0.0.1:5432/test")
+    yield role
+    pg(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_a_table_postgres_refuses_fails_before_the_create_call(
+    amc: EmulatorServer, table: str, unprivileged: str
 ) -> None:
-    pg(sql.SQL("CREATE TABLE {} (execution_id text PRIMARY KEY, note text)").format(sql.Identifier(table)))
     amc.admin.clear_requests()
-    with pytest.raises(AirflowFailException, match=rf"execution table {table} exists but lacks column\(s\)"):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
         submit(table)
     assert amc.admin.count("POST", CREATE_PATH) == 0
 
