@@ -87,12 +87,15 @@ def test_result_load_on_a_locked_table_ends_with_a_lock_timeout(
     monkeypatch: pytest.MonkeyPatch, locked_table: str
 ) -> None:
     _postgres(monkeypatch, lock_timeout=1000)
-    columns = [TableColumn("x", "bigint")]
+    # The table's data columns exactly (an extra column would fail the schema-drift check first).
+    columns = [TableColumn("execution_id", "text"), TableColumn("x", "bigint")]
     started = time.monotonic()
 
     def load() -> int:
         with closing(bounded_hook(CONN_ID).get_conn()) as conn:  # what AmcToPostgresOperator opens
-            return load_execution(conn, ("public", locked_table), columns, "e-1", [("p.csv", [b"x\n1\n"])])
+            return load_execution(
+                conn, ("public", locked_table), columns, "e-1", [("p.csv", [b"execution_id,x\ne,1\n"])]
+            )
 
     with pytest.raises(psycopg.errors.LockNotAvailable, match="lock timeout"):
         within(20, load)
