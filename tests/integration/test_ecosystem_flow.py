@@ -4,7 +4,7 @@ submit -> the sensor defers (the links are in XCom before the deferral) -> the t
 event -> ``execute_complete`` on a NEW sensor instance, as a resumed task is: the lineage it reports
 and the asset event extra it sets come from the completion step alone, and they match the
 emulator's own result summary. The events of a real Airflow run (OpenLineage file transport,
-scheduler, consumer DAG) are checked in ``tests/e2e/test_ecosystem.py``.
+scheduler, consumer DAG) are checked in ``tests/e2e/test_ecosystem_e2e.py``.
 """
 
 from __future__ import annotations
