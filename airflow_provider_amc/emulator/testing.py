@@ -18,6 +18,12 @@ from airflow_provider_amc.emulator.state import EmulatorState
 from airflow_provider_amc.emulator.tls import TlsFiles, generate, server_names
 
 
+def matching(entries: list[dict[str, Any]], method: str, path_regex: str) -> list[dict[str, Any]]:
+    """Request-log entries whose method matches (``*`` = any) and whose path matches the regex."""
+    pattern = re.compile(path_regex)
+    return [entry for entry in entries if method in ("*", entry["method"]) and pattern.search(entry["path"])]
+
+
 class AdminClient:
     """Thin ``requests`` wrapper over the ``/emulator/`` admin API (one method per route)."""
 
@@ -48,12 +54,7 @@ class AdminClient:
 
     def count(self, method: str = "*", path_regex: str = ".*", since: int = 0) -> int:
         """How many logged requests match ``method`` ('*' = any) and ``path_regex`` (searched)."""
-        pattern = re.compile(path_regex)
-        return sum(
-            1
-            for entry in self.requests(since)
-            if method in ("*", entry["method"]) and pattern.search(entry["path"])
-        )
+        return len(matching(self.requests(since), method, path_regex))
 
     def clock(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/clock")
@@ -117,6 +118,31 @@ class AdminClient:
 
     def close(self) -> None:
         self._session.close()
+
+
+class EmulatorRequestLog:
+    """The emulator's request log, as a test reads it (every non-admin request, secrets masked).
+
+    Each entry: ``seq``, emulator ``time``, ``method``, ``path``, ``query``, ``status``, header
+    names, the AMC identity header values and the JSON/form ``body`` of POST/PUT requests.
+    """
+
+    def __init__(self, admin: AdminClient) -> None:
+        self._admin = admin
+
+    def entries(self, method: str = "*", path_regex: str = ".*") -> list[dict[str, Any]]:
+        """Logged requests whose method matches (``*`` = any) and whose path matches the regex."""
+        return matching(self._admin.requests(), method, path_regex)
+
+    def count(self, method: str = "*", path_regex: str = ".*") -> int:
+        return len(self.entries(method, path_regex))
+
+    def bodies(self, method: str = "POST", path_regex: str = ".*") -> list[Any]:
+        """The request bodies of the matching requests, in order."""
+        return [entry["body"] for entry in self.entries(method, path_regex)]
+
+    def clear(self) -> None:
+        self._admin.clear_requests()
 
 
 class EmulatorServer:

@@ -23,9 +23,9 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from airflow_env import PG_TEST_DSN, airflow_test_env, amc_connection_env, postgres_connection_env
+from airflow_env import PG_TEST_DSN, airflow_test_env, connection_var, postgres_connection_env
 from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID
-from airflow_provider_amc.emulator.testing import EmulatorServer
+from airflow_provider_amc.emulator.testing import EmulatorRequestLog, EmulatorServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -68,12 +68,18 @@ def xcoms(home: Path, dag_id: str) -> dict[tuple[str, str], Any]:
 
 
 def test_dag_test_runs_submit_and_deferred_sensor(
-    airflow_home: Path, emulator: EmulatorServer, table: str
+    airflow_home: Path,
+    amc_emulator: EmulatorServer,
+    amc_connection: str,
+    amc_request_log: EmulatorRequestLog,
+    table: str,
 ) -> None:
+    """Uses the provider's pytest plugin: this test's own emulator, connection and request log."""
+    emulator = amc_emulator
     emulator.admin.script(DEMO_WORKFLOW_ID, pending_seconds=1, running_seconds=1, rows=21, parts=2)
     env = {
         **base_env(airflow_home),
-        **amc_connection_env(emulator.url),
+        connection_var(amc_connection): os.environ[connection_var(amc_connection)],
         **postgres_connection_env(PG_CONN_ID),
         "AMC_DAGTEST_TABLE": table,
         "AMC_DAGTEST_PG_CONN_ID": PG_CONN_ID,
@@ -95,7 +101,7 @@ def test_dag_test_runs_submit_and_deferred_sensor(
         21,
         summary["bytes"],
     )
-    assert emulator.admin.count("POST", r"/workflowExecutions$") == 1
+    assert amc_request_log.count("POST", r"/workflowExecutions$") == 1
 
     with psycopg.connect(PG_TEST_DSN, row_factory=dict_row) as conn:
         query = sql.SQL("SELECT * FROM {}").format(sql.Identifier(table))
