@@ -31,12 +31,12 @@ class AdminClient:
         self.url = url.rstrip("/") + "/emulator"
         self.timeout = timeout
         self._session = requests.Session()
-        if ca_file:
-            self._session.verify = ca_file
+        # Per request: a session-level verify loses to REQUESTS_CA_BUNDLE in requests.
+        self._verify: str | bool = ca_file or True
 
     def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         response = self._session.request(
-            method, self.url + path, json=json, params=params, timeout=self.timeout
+            method, self.url + path, json=json, params=params, timeout=self.timeout, verify=self._verify
         )
         if response.status_code >= 400:
             raise RuntimeError(f"emulator admin {method} {path} -> {response.status_code}: {response.text}")

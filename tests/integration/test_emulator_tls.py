@@ -37,8 +37,9 @@ REQUEST = CreateExecutionRequest(
 @pytest.fixture
 def https_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
     """An emulator of its own serving HTTPS, and the default ``amc`` connection pointing at it."""
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
-        monkeypatch.delenv(name, raising=False)  # only the connection's verify extra may trust the CA
+    # A machine-wide bundle (REQUESTS_CA_BUNDLE, SSL_CERT_FILE...) stays set, as on most hosts: the
+    # connection's verify extra must win over it on both paths.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", requests.certs.where())
     with EmulatorServer(tls=True) as server:
         server.admin.script(d.DEMO_WORKFLOW_ID, rows=300, parts=2)
         monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", json.dumps(server.connection()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -204,3 +205,48 @@ def test_runs_unchanged_without_openlineage(fresh_install: tuple[Path, dict[str,
     )
     assert "Asset event extra set on 1 outlet(s)" in out, out[-3000:]
     assert "state=success" in out or "success" in out.lower(), out[-3000:]
+
+
+# ---- the pytest plugin, as README shows it ----------------------------------------------------------
+README_FILE_BLOCK = re.compile(r"```(?:python|toml)\n# (?P<path>[\w./-]+)\n.*?```", re.DOTALL)
+
+
+def readme_example_files() -> dict[str, str]:
+    """The files of README's pytest-plugin example: fenced blocks whose first line names the file."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("### Testing your DAGs") :]
+    section = section[: section.index("\n## ")]
+    files = {}
+    for match in README_FILE_BLOCK.finditer(section):
+        block = match.group(0)
+        files[match.group("path")] = block[block.index("\n") + 1 : block.rindex("```")]
+    return files
+
+
+def test_readme_pytest_example_passes_in_a_fresh_project(
+    fresh_install: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """README's example, byte for byte, in an empty project using the wheel's pytest plugin: two tests
+    in one process, each with its own emulator, both pass."""
+    python, env = fresh_install
+    files = readme_example_files()
+    assert set(files) == {"dags/my_amc_report.py", "tests/test_my_amc_report.py", "pyproject.toml"}
+    project = tmp_path / "my-project"
+    for name, content in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(content)
+    run([str(python), "-m", "pip", "install", "--quiet", "pytest"], env, timeout=900)
+    home = project / ".airflow"
+    home.mkdir()
+    project_env = {
+        **env,
+        "AIRFLOW_HOME": str(project),  # run() works in this directory
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    run([str(python), "-m", "airflow", "db", "migrate"], project_env)
+    out = run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-v"], project_env, timeout=900)
+    assert "2 passed" in out, out
+    assert "test_report_runs_the_window_i_asked_for PASSED" in out
+    assert "test_a_failed_amc_run_fails_the_task PASSED" in out
