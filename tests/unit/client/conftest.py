@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from amc_client_fakes import FakeAmc, make_settings
+from amc_client_fakes import REFRESH_TOKEN, FakeAmc, make_settings
 
-from airflow_provider_amc.client import TOKEN_CACHE, AmcSettings
-
-
-@pytest.fixture(autouse=True)
-def _fresh_token_cache() -> Iterator[None]:
-    TOKEN_CACHE.clear()
-    yield
-    TOKEN_CACHE.clear()
+from airflow_provider_amc.client import AmcSettings
 
 
 @pytest.fixture
 def settings() -> AmcSettings:
-    return make_settings()
+    """Credentials of this test only: the process-wide token cache is keyed by them, so no token
+    is shared with another test (nothing is reset between tests)."""
+    return make_settings(refresh_token=f"{REFRESH_TOKEN}-{uuid.uuid4().hex}")
 
 
 @pytest.fixture

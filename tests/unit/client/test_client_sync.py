@@ -18,7 +18,6 @@ from amc_client_fakes import (
     CLIENT_ID,
     CLIENT_SECRET,
     MARKETPLACE_ID,
-    REFRESH_TOKEN,
     REPORTING,
     SECRETS,
     TOKEN_URL,
@@ -158,13 +157,15 @@ def test_every_operation_sends_identity_headers(
     assert call.headers.get("Content-Type") == content_type
 
 
-def test_token_request_is_the_form_encoded_refresh_grant(mock: Any, client: AmcClient) -> None:
+def test_token_request_is_the_form_encoded_refresh_grant(
+    mock: Any, client: AmcClient, settings: AmcSettings
+) -> None:
     assert client.get_access_token() == ACCESS_TOKEN
     (call,) = token_calls(mock)
     assert call.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert parse_qs(call.text) == {
         "grant_type": ["refresh_token"],
-        "refresh_token": [REFRESH_TOKEN],
+        "refresh_token": [settings.refresh_token.get_secret_value()],
         "client_id": [CLIENT_ID],
         "client_secret": [CLIENT_SECRET],
     }
