@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -178,3 +179,22 @@ def test_client_package_does_not_import_airflow() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_object_holding_a_request_has_a_safe_repr() -> None:
+    """The token grant's form, the bearer header and a token answer never show in a repr."""
+    from airflow_provider_amc.client.auth import token_operation
+    from airflow_provider_amc.client.protocol import CallContext, HttpResponse, Send, build_request
+
+    proxy_password = "proxy-pass-DO-NOT-LOG"
+    settings = make_settings(proxies={"https": f"http://u:{proxy_password}@proxy:3128"})
+    op = token_operation(settings)
+    request = build_request(CallContext(settings), op, None)
+    api = build_request(CallContext(settings), replace(op, kind="api"), "Atza|bearer-DO-NOT-LOG")
+    answer = HttpResponse(200, {}, b'{"access_token": "Atza|answer-DO-NOT-LOG"}')
+    texts = [
+        repr(x) for x in (op, request, api, Send(request), Send(api), answer, settings, CallContext(settings))
+    ]
+    for text in texts:
+        for secret in (CLIENT_SECRET, REFRESH_TOKEN, "DO-NOT-LOG", "Atzr%7C", proxy_password):
+            assert secret not in text, text
