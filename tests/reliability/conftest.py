@@ -18,7 +18,6 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from reliability_registry import COUNTERS, count, summary_lines  # noqa: E402
 
-from airflow_provider_amc.client import auth as client_auth  # noqa: E402
 from airflow_provider_amc.emulator.testing import EmulatorServer  # noqa: E402
 
 #: Fast retry policy for fault tests: tiny backoff, short per-request timeout.
@@ -51,7 +50,6 @@ def amc_env(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Emulat
     env = {**amc_connection_env(emulator.url), **postgres_connection_env(PG_CONN_ID)}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    client_auth.TOKEN_CACHE.clear()
     emulator.admin.clear_requests()
     return emulator
 

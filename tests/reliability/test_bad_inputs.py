@@ -22,7 +22,6 @@ from reliability_registry import record
 
 from airflow_env import amc_connection_env, connection_var
 from airflow_provider_amc.client import REGIONS
-from airflow_provider_amc.client import auth as client_auth
 from airflow_provider_amc.operators.amc import AmcCreateExecutionOperator
 from airflow_provider_amc.records import ExecutionRecords
 from airflow_provider_amc.sensors.amc import AmcExecutionSensor
@@ -69,7 +68,6 @@ HOSTILE = [
 def fake_amc_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in amc_connection_env(API, instance_id=INSTANCE).items():
         monkeypatch.setenv(name, value)
-    client_auth.TOKEN_CACHE.clear()
 
 
 @contextmanager

@@ -27,7 +27,6 @@ from reliability_helpers import (
 from reliability_registry import record
 
 from airflow_env import amc_connection_env
-from airflow_provider_amc.client import auth as client_auth
 from airflow_provider_amc.emulator.testing import EmulatorServer
 from airflow_provider_amc.operators.amc import STATE_KEY
 
@@ -121,7 +120,6 @@ def test_emulator_restart_while_deferred_gives_a_clear_error(monkeypatch: pytest
     port = int(first.url.rsplit(":", 1)[1])
     for name, value in amc_connection_env(first.url).items():
         monkeypatch.setenv(name, value)
-    client_auth.TOKEN_CACHE.clear()
     execution_id = str(create_operator().execute(context()))
     trigger = fast_trigger(execution_id, poll_interval=0.3, max_consecutive_errors=20)
     events: list[dict[str, Any]] = []

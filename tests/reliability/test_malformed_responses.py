@@ -94,11 +94,9 @@ STATUS_URL = f"{API}/amc/reporting/amcdemo0001/workflowExecutions/e1"
 @pytest.fixture
 def mocked_amc(monkeypatch: pytest.MonkeyPatch) -> Any:
     from airflow_env import amc_connection_env
-    from airflow_provider_amc.client import auth as client_auth
 
     for name, value in amc_connection_env(API).items():
         monkeypatch.setenv(name, value)
-    client_auth.TOKEN_CACHE.clear()
     with rm.Mocker() as mocker:
         mocker.post(f"{API}/auth/o2/token", json={"access_token": "Atza|m", "expires_in": 3600})
         yield mocker
