@@ -227,7 +227,11 @@ def test_no_secret_anywhere_in_a_succeeding_flow(
         sensor(execution_id, PG_CONN, records_table).execute_complete(task_context(ti), event)
         places.add_task("sensor", ti, InMemoryTaskStateStore())
         load = AmcToPostgresOperator(
-            task_id="load", execution_id=execution_id, table=results_table, postgres_conn_id=PG_CONN
+            task_id="load",
+            execution_id=execution_id,
+            table=results_table,
+            postgres_conn_id=PG_CONN,
+            executions_table=records_table,
         )
         ti = FakeTaskInstance()
         places.add("load result", load.execute(task_context(ti)))
