@@ -6,19 +6,14 @@ the tests skip with a clear message only when that folder is absent.
 
 from __future__ import annotations
 
-import json
-import os
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests_mock as rm
 from amc_client_fakes import ACCESS_TOKEN, REPORTING, TOKEN_URL, execution_json
 from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
 
+import openapi_spec
 from airflow_provider_amc.client import (
     OUTPUT_FORMAT_FIELD,
     AmcClient,
@@ -30,31 +25,13 @@ from airflow_provider_amc.client import (
     Workflow,
 )
 
-SPEC_FILE = "WorkflowManagementService_prod_3p.json"
-SPEC_URI = "urn:amc:workflow-management-service"
 
-
-def spec_dir() -> Path:
-    configured = os.environ.get("AMC_SPEC_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3] / ".." / "shared" / "spec"
-
-
-@cache
 def load_spec() -> dict[str, Any]:
-    path = spec_dir() / SPEC_FILE
-    if not path.is_file():
-        pytest.skip(
-            f"AMC OpenAPI spec not found at {path}; set AMC_SPEC_DIR to the folder holding {SPEC_FILE}"
-        )
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return openapi_spec.load(openapi_spec.REPORTING_SPEC)
 
 
 def validator(schema_name: str) -> Draft7Validator:
-    spec = load_spec()
-    registry = Registry().with_resource(SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT7))
-    return Draft7Validator({"$ref": f"{SPEC_URI}#/components/schemas/{schema_name}"}, registry=registry)
+    return openapi_spec.schema_validator(openapi_spec.REPORTING_SPEC, schema_name)
 
 
 def undeclared_keys(body: dict[str, Any], schema_name: str) -> set[str]:
