@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,6 @@ from airflow_provider_amc.client import (
     AmcTransportError,
     CreateExecutionRequest,
     Workflow,
-    auth,
 )
 from airflow_provider_amc.emulator import defaults
 from airflow_provider_amc.emulator.testing import EmulatorServer
@@ -60,11 +60,45 @@ def https_emulator(emulator: EmulatorServer, private_ca: tuple[Path, Path, Path]
         yield front
 
 
+@pytest.fixture(autouse=True)
+def _emulator_credentials(emulator: EmulatorServer) -> Iterator[None]:
+    """Each case rotates the emulator's refresh token (``_rotate``): new credentials have no cached
+    access token, so each side fetches its own through the path under test (no cache is reset)."""
+    original = emulator.state.tokens.credentials
+    yield
+    emulator.state.tokens.credentials = original
+
+
+_CURRENT: dict[str, Any] = {}
+
+
 def _connect(monkeypatch: pytest.MonkeyPatch, url: str, **extra: Any) -> None:
     conn = defaults.airflow_connection(url)
     conn["extra"].update(extra)
-    monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", json.dumps(conn))
-    auth.TOKEN_CACHE.clear()  # each case fetches its token through the path under test
+    _CURRENT.update(monkeypatch=monkeypatch, conn=conn)
+    _rotate()
+
+
+def _rotate() -> None:
+    """A new refresh token, known to the emulator and set in the connection (a rotated secret)."""
+    from airflow_provider_amc.emulator.auth import Credentials
+
+    refresh = f"Atzr|proxy-tls-{uuid.uuid4().hex}"
+    for server in _SERVERS:
+        server.state.tokens.credentials = Credentials(refresh_token=refresh)
+    conn = _CURRENT["conn"]
+    conn["extra"]["refresh_token"] = refresh
+    _CURRENT["monkeypatch"].setenv("AIRFLOW_CONN_AMC_DEFAULT", json.dumps(conn))
+
+
+_SERVERS: list[EmulatorServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _the_emulator(emulator: EmulatorServer) -> Iterator[None]:
+    _SERVERS[:] = [emulator]
+    yield
+    _SERVERS.clear()
 
 
 def _worker_then_triggerer() -> str:
@@ -78,7 +112,7 @@ def _worker_then_triggerer() -> str:
         time_window_end="2026-01-02T00:00:00",
     )
     execution_id = hook.create_execution(request).workflow_execution_id
-    auth.TOKEN_CACHE.clear()  # the triggerer is another process: it gets its own token
+    _rotate()  # the triggerer is another process: it fetches its own token
 
     async def poll() -> str:
         return (await AmcHook().aget_execution(execution_id)).workflow_execution_id
