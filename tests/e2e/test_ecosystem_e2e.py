@@ -11,13 +11,14 @@ module's temp dir, against a module-scoped emulator and a fresh Postgres databas
   metadata (compared with the execution row), and ``amc_report_consumer`` runs once per producer run.
 * OpenLineage: the COMPLETE events of that real run carry the ExternalQuery facet, the SQL job facet
   of the upsert, the S3 output with schema and output statistics, and the loaded Postgres table.
-* The trigger form: see ``test_trigger_form.py`` (a real browser).
+* The trigger form in headless Chromium (``browser.py``): an invalid window bound is refused in
+  words and creates no run; zone, window, PARQUET and parameter values filled in the form reach
+  the execution row. Screenshots go to the test's temp dir.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
-from airflow_stack import PG_ADMIN_DSN, AirflowStack, StackSpec, poll
+from airflow_stack import AirflowStack, StackSpec, poll, scratch_database
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -55,12 +56,8 @@ def stack_emulator() -> Iterator[EmulatorServer]:
 
 @pytest.fixture(scope="module")
 def records_db() -> Iterator[str]:
-    name = f"amc_eco_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("amc_eco") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
@@ -169,33 +166,38 @@ def test_links_resolve_while_deferred_and_after(airflow_stack: AirflowStack, rec
 
 
 # ---- 2. asset events, the consumer DAG and OpenLineage -------------------------------------------
+def wait_for_consumer_runs(stack: AirflowStack, count: int) -> None:
+    runs = poll(
+        lambda: stack.dag_runs(CONSUMER_DAG) if len(stack.dag_runs(CONSUMER_DAG)) >= count else None,
+        timeout=RUN_TIMEOUT,
+        interval=1,
+        what=f"consumer run {count}",
+    )
+    for run in runs:
+        assert stack.wait_for_run(CONSUMER_DAG, run["dag_run_id"], timeout=RUN_TIMEOUT) == "success"
+
+
 @pytest.fixture(scope="module")
 def daily_runs(airflow_stack: AirflowStack) -> list[str]:
-    """Two producer runs, one after the other; each is followed by exactly one consumer run."""
+    """Producer runs one after the other, each followed by its consumer run: the run the unpause
+    schedules (catchup=False still runs the latest interval), then two triggered ones."""
     airflow_stack.unpause(CONSUMER_DAG)
     airflow_stack.unpause(DAILY_DAG)
-    run_ids = []
-    for number, logical_date in enumerate(("2026-02-10T05:00:00Z", "2026-02-11T05:00:00Z"), start=1):
-        run_id = airflow_stack.trigger_dag(DAILY_DAG, logical_date=logical_date)
-        state = airflow_stack.wait_for_run(DAILY_DAG, run_id, timeout=RUN_TIMEOUT)
-        assert state == "success", {
-            t["task_id"]: t["state"] for t in airflow_stack.task_instances(DAILY_DAG, run_id)
-        }
-        consumer = poll(
-            lambda n=number: (
-                airflow_stack.dag_runs(CONSUMER_DAG)
-                if len(airflow_stack.dag_runs(CONSUMER_DAG)) >= n
-                else None
-            ),
-            timeout=RUN_TIMEOUT,
-            interval=1,
-            what=f"consumer run {number}",
-        )
-        assert (
-            airflow_stack.wait_for_run(CONSUMER_DAG, consumer[-1]["dag_run_id"], timeout=RUN_TIMEOUT)
-            == "success"
-        )
-        run_ids.append(run_id)
+    (scheduled,) = poll(
+        lambda: airflow_stack.dag_runs(DAILY_DAG) or None,
+        timeout=RUN_TIMEOUT,
+        interval=1,
+        what="the scheduled run",
+    )
+    run_ids = [scheduled["dag_run_id"]]
+    for logical_date in (None, "2026-02-10T05:00:00Z", "2026-02-11T05:00:00Z"):
+        if logical_date is not None:
+            run_ids.append(airflow_stack.trigger_dag(DAILY_DAG, logical_date=logical_date))
+        state = airflow_stack.wait_for_run(DAILY_DAG, run_ids[-1], timeout=RUN_TIMEOUT)
+        tasks = {t["task_id"]: t["state"] for t in airflow_stack.task_instances(DAILY_DAG, run_ids[-1])}
+        assert state == "success", tasks
+        wait_for_consumer_runs(airflow_stack, len(run_ids))
+    assert {run["dag_run_id"] for run in airflow_stack.dag_runs(DAILY_DAG)} == set(run_ids)
     return run_ids
 
 
@@ -276,40 +278,46 @@ FORM_CONF = {
 }
 
 
-def open_trigger_form(driver: Any, stack: AirflowStack) -> Any:
-    from selenium.webdriver.common.by import By
+TRIGGER_BUTTON = "//div[@role='dialog']//button[normalize-space()='Trigger']"
 
+
+def open_trigger_form(driver: Any, stack: AirflowStack) -> None:
+    """The DAG page, then its Trigger button: the form opens in a dialog."""
     driver.get(f"{stack.api_url}/dags/{MANUAL_DAG}")
-    driver.find_element(By.XPATH, "//button[normalize-space()='Trigger']").click()
-    return driver.find_element(By.XPATH, "//div[@role='dialog']")
+    driver.find_element("xpath", "//button[normalize-space()='Trigger']").click()
+    driver.find_element("xpath", TRIGGER_BUTTON)  # waits (implicitly) for the dialog
+    driver.find_element("id", "element_time_window_start")
 
 
-def fill_text(dialog: Any, name: str, value: str) -> None:
-    field = dialog.find_element("id", f"element_{name}")
+def fill_text(driver: Any, name: str, value: str) -> None:
+    field = driver.find_element("id", f"element_{name}")
     field.clear()
     field.send_keys(value)
 
 
-def choose(dialog: Any, name: str, value: str) -> None:
+def choose(driver: Any, name: str, value: str) -> None:
     """Pick ``value`` in a drop-down (react-select): type to filter, Enter to take the match."""
     from selenium.webdriver.common.keys import Keys
 
-    box = dialog.find_element("id", f"element_{name}")
+    box = driver.find_element("id", f"element_{name}")
     box.click()
     search = box.find_element("css selector", "input")
     search.send_keys(value)
     poll(
         lambda: (
-            True if any(o.text == value for o in box.find_elements("css selector", "[role=option]")) else None
+            True
+            if any(o.text == value for o in driver.find_elements("css selector", "[role=option]"))
+            else None
         ),
         timeout=15,
         interval=0.2,
         what=f"option {value} of {name}",
     )
     search.send_keys(Keys.ENTER)
+    assert driver.find_element("id", f"element_{name}").text.strip().startswith(value)
 
 
-def fill_json(driver: Any, dialog: Any, name: str, value: dict[str, Any]) -> None:
+def fill_json(driver: Any, name: str, value: dict[str, Any]) -> None:
     """Type JSON into the form's code editor.
 
     The form re-formats the editor's text each time it becomes valid JSON (and moves the cursor),
@@ -320,15 +328,21 @@ def fill_json(driver: Any, dialog: Any, name: str, value: dict[str, Any]) -> Non
     from selenium.webdriver.common.keys import Keys
 
     ((key, number),) = value.items()
-    dialog.find_element("id", f"element_{name}").click()
+    driver.find_element("id", f"element_{name}").click()
     actions = ActionChains(driver)
     actions.key_down(Keys.CONTROL).send_keys("a").key_up(Keys.CONTROL).send_keys(Keys.DELETE)
     actions.send_keys(f'{{"{key}": x{number}').perform()
     ActionChains(driver).send_keys(*([Keys.LEFT] * len(str(number))), Keys.BACKSPACE).perform()
+    text = driver.find_element("id", f"element_{name}").text
+    assert json.loads(text[text.index("{") :]) == value, text
 
 
-def submit(dialog: Any) -> None:
-    dialog.find_element("xpath", ".//button[normalize-space()='Trigger']").click()
+def submit(driver: Any) -> None:
+    driver.find_element("xpath", TRIGGER_BUTTON).click()
+
+
+def page_text(driver: Any) -> str:
+    return str(driver.find_element("tag name", "body").text)
 
 
 def test_trigger_form_in_a_browser(
@@ -340,11 +354,11 @@ def test_trigger_form_in_a_browser(
     before = {run["dag_run_id"] for run in airflow_stack.dag_runs(MANUAL_DAG)}
     with chromium() as driver:
         # An invalid value: the form refuses it, in words, and no run is created.
-        dialog = open_trigger_form(driver, airflow_stack)
-        fill_text(dialog, "time_window_start", "2026-4")
-        submit(dialog)
+        open_trigger_form(driver, airflow_stack)
+        fill_text(driver, "time_window_start", "2026-4")
+        submit(driver)
         refusal = poll(
-            lambda: dialog.text if "too short" in dialog.text else None,
+            lambda: page_text(driver) if "too short" in page_text(driver) else None,
             timeout=30,
             interval=0.5,
             what="the form's refusal",
@@ -354,14 +368,14 @@ def test_trigger_form_in_a_browser(
         assert {run["dag_run_id"] for run in airflow_stack.dag_runs(MANUAL_DAG)} == before
 
         # Valid values: zone and format from the drop-downs, the window, the parameter values.
-        dialog = open_trigger_form(driver, airflow_stack)
-        fill_text(dialog, "time_window_start", FORM_CONF["time_window_start"])
-        fill_text(dialog, "time_window_end", FORM_CONF["time_window_end"])
-        choose(dialog, "time_window_time_zone", FORM_CONF["time_window_time_zone"])
-        choose(dialog, "output_format", FORM_CONF["output_format"])
-        fill_json(driver, dialog, "parameter_values", FORM_CONF["parameter_values"])
+        open_trigger_form(driver, airflow_stack)
+        fill_text(driver, "time_window_start", FORM_CONF["time_window_start"])
+        fill_text(driver, "time_window_end", FORM_CONF["time_window_end"])
+        choose(driver, "time_window_time_zone", FORM_CONF["time_window_time_zone"])
+        choose(driver, "output_format", FORM_CONF["output_format"])
+        fill_json(driver, "parameter_values", FORM_CONF["parameter_values"])
         driver.save_screenshot(str(tmp_path / "trigger-form-filled.png"))
-        submit(dialog)
+        submit(driver)
         new_runs = poll(
             lambda: ({r["dag_run_id"] for r in airflow_stack.dag_runs(MANUAL_DAG)} - before) or None,
             timeout=60,

@@ -16,7 +16,6 @@ emulator over HTTP and write the AMC execution table into a fresh Postgres datab
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -25,8 +24,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from airflow_stack import PG_ADMIN_DSN, AirflowApiError, AirflowStack, StackSpec
-from psycopg import sql
+from airflow_stack import AirflowApiError, AirflowStack, StackSpec, scratch_database
 from psycopg.rows import dict_row
 
 from airflow_env import amc_connection_env, postgres_connection_env
@@ -62,12 +60,8 @@ def stack_emulator() -> Iterator[EmulatorServer]:
 @pytest.fixture(scope="module")
 def records_dsn() -> Iterator[str]:
     """A fresh Postgres database for the AMC execution table; dropped after the module."""
-    name = f"amc_e2e_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database("amc_e2e") as name:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
 
 
 def _stack_env(fixture: Any) -> dict[str, str]:
