@@ -21,8 +21,13 @@
   keeps its slot while its execution runs), and ``max_active_runs`` keeps a long backfill queued
   instead of over AMC's limits.
 
+- Data lag: AMC's data is complete about 48 h after the fact, so ``submit_execution`` waits
+  (deferred, no worker slot) until its window ended ``AMC_MIN_DATA_AGE_HOURS`` (48) hours ago:
+  the run at midnight queries yesterday two days later, once it is complete.
+
 Configuration through environment variables (defaults target the local emulator): AMC_INSTANCE_ID,
-AMC_WORKFLOW_ID, AMC_TIME_ZONE, AMC_POOL, AMC_OUTPUT_PATH, AMC_POKE_INTERVAL, AMC_WORKFLOW_SQL_FILE
+AMC_WORKFLOW_ID, AMC_TIME_ZONE, AMC_POOL, AMC_OUTPUT_PATH, AMC_POKE_INTERVAL, AMC_MIN_DATA_AGE_HOURS,
+AMC_WORKFLOW_SQL_FILE
 (relative to this folder; empty: do not manage the workflow's definition) and AMC_LOAD_TABLE
 (empty: no load step).
 """
@@ -48,6 +53,7 @@ OUTPUT_PATH = os.environ.get("AMC_OUTPUT_PATH") or None
 POKE_INTERVAL = float(os.environ.get("AMC_POKE_INTERVAL", "300"))
 WORKFLOW_SQL_FILE = os.environ.get("AMC_WORKFLOW_SQL_FILE", "sql/demo_campaign_report.sql")
 LOAD_TABLE = os.environ.get("AMC_LOAD_TABLE", "amc_campaign_report")
+MIN_DATA_AGE = timedelta(hours=float(os.environ.get("AMC_MIN_DATA_AGE_HOURS", "48")))
 #: The parameters the SQL uses as CUSTOM_PARAMETER('...'), declared with the workflow.
 INPUT_PARAMETERS = [
     {
@@ -80,6 +86,7 @@ with DAG(
         instance_id=INSTANCE_ID,
         time_window_time_zone=TIME_ZONE,
         output_format="CSV",
+        min_data_age=MIN_DATA_AGE,  # wait (deferred) until the day's data is complete
     )
 
     wait = AmcExecutionSensor(

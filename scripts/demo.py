@@ -206,8 +206,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    default_date = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d")
-    parser.add_argument("--date", default=default_date, help="logical date of the run (default: 2 days ago)")
+    # Four days back: that day's window ended more than the DAG's 48 h min_data_age ago (in any zone).
+    default_date = (datetime.now(UTC) - timedelta(days=4)).strftime("%Y-%m-%d")
+    parser.add_argument("--date", default=default_date, help="logical date of the run (default: 4 days ago)")
     parser.add_argument("--keep", action="store_true", help="keep .demo/ from an earlier run")
     parser.add_argument(
         "--embedded-postgres", action="store_true", help="use the embedded PostgreSQL even if one answers"

@@ -22,6 +22,9 @@ class EmulatorConfig(BaseModel):
     quota_status: Literal[400, 429] = 400
     concurrency_limit: int = Field(defaults.DEFAULT_CONCURRENCY_LIMIT, ge=1, le=1000)
     daily_quota: int = Field(defaults.DEFAULT_DAILY_QUOTA, ge=0, le=1_000_000)
+    quota_day_start_seconds: int = Field(
+        0, ge=0, lt=86_400, description="The quota day starts this many seconds after midnight UTC."
+    )
     data_lag_hours: int = Field(defaults.DEFAULT_DATA_LAG_HOURS, ge=0, le=24 * 400)
     scaled_lifetimes: bool = Field(
         False,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_amc.emulator import validation, windows
 from airflow_provider_amc.emulator.executions import CANCELLED, PENDING, RUNNING, SUCCEEDED, Execution
+from airflow_provider_amc.emulator.quota_day import current_quota_day
 from airflow_provider_amc.emulator.responses import ApiError, bad_request
 from airflow_provider_amc.emulator.results import ResultSpec, default_row_count, result_seed
 from airflow_provider_amc.emulator.state import EmulatorState, Instance, paginate
@@ -38,11 +39,10 @@ def _workflow_for(instance: Instance, body: dict[str, Any], new_id: str) -> tupl
 
 
 def _charge_quota(state: EmulatorState, instance: Instance, now: datetime) -> None:
-    day = now.date()
+    day, next_day = current_quota_day(now, state.config.quota_day_start_seconds)
     used = instance.quota_used.get(day, 0)
     limit = state.config.daily_quota
     if used >= limit:
-        next_day = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
         status = state.config.quota_status
         headers = {"Retry-After": str(max(1, int((next_day - now).total_seconds())))} if status == 429 else {}
         raise ApiError(

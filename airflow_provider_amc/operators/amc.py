@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -15,6 +16,7 @@ from airflow_provider_amc.client import (
     CreateExecutionRequest,
     WorkflowExecution,
 )
+from airflow_provider_amc.data_lag import validate_min_data_age
 from airflow_provider_amc.execution_wait import ExecutionWaitMixin
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import (
@@ -28,12 +30,19 @@ from airflow_provider_amc.lifecycle import (
 from airflow_provider_amc.lineage import AmcLineageMixin
 from airflow_provider_amc.links import AmcExecutionLink, AmcResultsLink
 from airflow_provider_amc.publishing import publish_links
+from airflow_provider_amc.quota import (
+    DEFAULT_DAILY_QUOTA,
+    DEFAULT_QUOTA_DAY_START,
+    DEFAULT_QUOTA_POLICY,
+    quota_settings,
+)
 from airflow_provider_amc.records import (
     DEFAULT_TABLE,
     ExecutionOwnedElsewhere,
     describe_owner,
     same_task_instance,
 )
+from airflow_provider_amc.submission_guard import SubmissionGuardMixin
 from airflow_provider_amc.time_window import AmcTimeWindow, resolve_time_window, window_length_warning
 from airflow_provider_amc.validation import (
     OUTPUT_FORMATS,
@@ -65,7 +74,7 @@ def task_owner(context: Context) -> dict[str, Any]:
     }
 
 
-class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperator):
+class AmcCreateExecutionOperator(SubmissionGuardMixin, AmcLineageMixin, ExecutionWaitMixin, BaseOperator):
     """
     Submit a run of a saved AMC workflow and return its ``workflowExecutionId``.
 
@@ -110,6 +119,15 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
     :param output_path: with ``wait_for_completion``: where to save the result files (templated).
     :param cancel_on_kill: cancel the AMC execution when the task is killed, cleared or marked.
     :param cancel_on_timeout: with ``wait_for_completion``: cancel it when the wait times out.
+    :param quota_policy: before a create, count the executions the instance started in the current
+        quota day: ``wait`` (default) defers until the quota day rolls over when ``daily_quota`` are
+        used (or AMC answers the create with a quota refusal), ``fail`` fails the task at once,
+        ``ignore`` skips the check.
+    :param daily_quota: ad-hoc executions per instance per quota day (AMC's limit: 30).
+    :param quota_day_start: when the quota day starts, ``HH:MM[:SS]`` UTC (default ``00:00``; AMC
+        does not document it).
+    :param min_data_age: a ``timedelta`` (default ``None``: off); submit only once the window's end
+        is at least this old (AMC's data is complete after about 48 h), waiting deferred until then.
     """
 
     template_fields: Sequence[str] = (
@@ -153,6 +171,10 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
         output_path: str | None = None,
         cancel_on_kill: bool = True,
         cancel_on_timeout: bool = False,
+        quota_policy: str = DEFAULT_QUOTA_POLICY,
+        daily_quota: int = DEFAULT_DAILY_QUOTA,
+        quota_day_start: str | day_time = DEFAULT_QUOTA_DAY_START,
+        min_data_age: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -177,6 +199,9 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
         self.output_path = output_path
         self.cancel_on_kill = cancel_on_kill
         self.cancel_on_timeout = cancel_on_timeout
+        # Not templated: checked here, so a bad value is a DAG import error naming the argument.
+        self.quota_settings = quota_settings(quota_policy, daily_quota, quota_day_start)
+        self.min_data_age = validate_min_data_age(min_data_age)
 
     # ---- validation (after templating, before any HTTP call) ---------------------------------
     def resolve_window(self, context: Context) -> AmcTimeWindow:
@@ -365,7 +390,7 @@ class AmcCreateExecutionOperator(AmcLineageMixin, ExecutionWaitMixin, BaseOperat
         stored = store.get(STATE_KEY) if store is not None else None
         execution = self._reattachable(stored, submission, owner)
         if execution is None:
-            execution = self.submit(store, submission, owner)
+            execution = self.guarded_create(submission, lambda: self.submit(store, submission, owner))
         execution_id = execution.workflow_execution_id
         try:
             self.record_submission(execution, submission, owner)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +155,42 @@ def test_two_fakes_two_dag_tests_in_one_process(airflow_home: Path, table: str) 
         assert run["creates"] == 1, runs
         assert run["polls"] >= 1, runs  # this run's fake saw the status polls (worker and trigger)
         assert run["seconds"] < 45, runs  # the old 60 s settings cache made run 2 poll a dead host
+
+
+def test_dag_test_waits_for_the_data_lag_then_submits_once(
+    airflow_home: Path, emulator: EmulatorServer
+) -> None:
+    """Real Airflow drives the deferral: DateTimeTrigger until window end + min_data_age, then resume."""
+    # dag.test() needs several seconds (more on a loaded machine) before the task runs: the data
+    # must still be too recent then, so the window ends 25 s from now and needs to be 5 s old.
+    end = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
+    lag = 5
+    env = {
+        **base_env(airflow_home),
+        **amc_connection_env(emulator.url),
+        "AMC_LAG_END": end.strftime("%Y-%m-%dT%H:%M:%S"),
+        "AMC_LAG_SECONDS": str(lag),
+    }
+    result = subprocess.run(
+        [sys.executable, str(DAGS / "amc_data_lag.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "waiting until then" in output  # the operator deferred ...
+    assert "DateTimeTrigger" in output  # ... to the standard DateTimeTrigger
+
+    calls = [
+        e
+        for e in emulator.admin.requests()
+        if e["method"] == "POST" and e["path"].endswith("/workflowExecutions")
+    ]
+    assert [call["status"] for call in calls] == [200]  # exactly one create, after the wait
+    execution_id = xcoms(airflow_home, "amc_data_lag")[("submit", "return_value")]
+    execution = emulator.admin.execution(DEFAULT_INSTANCE_ID, execution_id)["execution"]
+    created = datetime.fromisoformat(execution["createTime"].replace("Z", "+00:00"))
+    assert created >= end + timedelta(seconds=lag - 1)  # createTime is truncated to the second

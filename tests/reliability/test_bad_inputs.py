@@ -79,7 +79,7 @@ def amc_api() -> Iterator[rm.Mocker]:
         mocker.post(
             CREATE_URL, json={"workflowExecutionId": EXECUTION_ID, "workflowId": "wf", "status": "PENDING"}
         )
-        # The live executions of the request, listed before the create call.
+        # The live executions of the request (listed before the create call) and the quota check.
         mocker.get(re.compile(CREATE_URL.pattern.rstrip("$") + r"\?"), json={"executions": []})
         yield mocker
 
@@ -94,7 +94,11 @@ def run_operator(**kwargs: Any) -> tuple[BaseException | None, list[dict[str, An
             AmcCreateExecutionOperator(task_id="t", **kwargs).execute(context())
         except Exception as exc:
             error = exc
-        bodies = [json.loads(call.text) for call in mocker.request_history if CREATE_URL.match(call.url)]
+        bodies = [
+            json.loads(call.text)
+            for call in mocker.request_history
+            if call.method == "POST" and CREATE_URL.match(call.url)
+        ]
         return error, bodies, mocker.call_count
 
 

@@ -52,7 +52,8 @@ def test_no_secret_in_logs_xcom_rendered_fields_or_request_log(
         AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
     )
     output = airflow(env, "db", "migrate")
-    day = (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%d")
+    # four days back: the day's window ended more than the DAG's 48 h min_data_age ago, in any zone
+    day = (datetime.now(UTC) - timedelta(days=4)).strftime("%Y-%m-%d")
     output += airflow(env, "dags", "test", "amc_daily_report", day)
 
     tokens = issued_access_tokens(amc_env)

@@ -49,7 +49,8 @@ def amc_api(requests_mock: rm.Mocker) -> Iterator[rm.Mocker]:
         status_code=200,
         json={"workflowExecutionId": EXECUTION_ID, "workflowId": "wf", "status": "PENDING"},
     )
-    # The live executions of the request before the create call (a lost answer's lookup skips them).
+    # The live executions of the request before the create call (a lost answer's lookup skips them)
+    # and the quota check's count: none.
     requests_mock.get(CREATE_URL, json={"executions": []})
     yield requests_mock
 
