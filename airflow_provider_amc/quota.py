@@ -39,6 +39,9 @@ DEFAULT_DAILY_QUOTA = 30
 DEFAULT_QUOTA_DAY_START = "00:00"
 #: Seconds a count is reused by other tasks of the process (see the module doc).
 QUOTA_CACHE_TTL = 10.0
+#: A task waiting for the quota day resumes this long after the rollover: a worker clock slightly
+#: ahead of AMC's would otherwise ask a moment too early and be sent to wait a whole day more.
+ROLLOVER_GRACE = timedelta(seconds=5)
 
 _DAY_START_PATTERN = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 #: What a refused create says when the daily quota is used up (AMC's wording is undocumented).
@@ -174,6 +177,11 @@ class QuotaExhausted:
     answer: str | None = None
     """AMC's refusal, when the create itself was refused."""
 
+    @property
+    def retry_at(self) -> datetime:
+        """When to check again: just after the rollover (``ROLLOVER_GRACE``)."""
+        return self.resets_at + ROLLOVER_GRACE
+
     def describe(self) -> str:
         reset = self.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         if self.answer is not None:
@@ -219,6 +227,7 @@ __all__ = [
     "DEFAULT_QUOTA_POLICY",
     "QUOTA_CACHE_TTL",
     "QUOTA_POLICIES",
+    "ROLLOVER_GRACE",
     "QuotaExhausted",
     "QuotaSettings",
     "check_quota",

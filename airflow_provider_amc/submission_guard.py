@@ -88,7 +88,7 @@ class SubmissionGuardMixin:
         if self.quota_settings.policy == "fail":
             raise AmcQuotaExhausted(f"{exhausted.describe()} (quota_policy='fail')")
         self.log.warning("%s: waiting (deferred) until then", exhausted.describe())  # type: ignore[attr-defined]
-        self.wait_until(exhausted.resets_at)
+        self.wait_until(exhausted.retry_at)
 
     def wait_until(self, moment: datetime) -> NoReturn:
         """Defer to the triggerer until ``moment``, then resume in :meth:`resume_submission`."""

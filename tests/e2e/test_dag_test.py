@@ -157,10 +157,13 @@ def test_two_fakes_two_dag_tests_in_one_process(airflow_home: Path, table: str) 
         assert run["seconds"] < 45, runs  # the old 60 s settings cache made run 2 poll a dead host
 
 
-def test_dag_test_waits_for_the_data_lag_then_submits_once(
-    airflow_home: Path, emulator: EmulatorServer
-) -> None:
+def test_dag_test_waits_for_the_data_lag_then_submits_once(airflow_home: Path) -> None:
     """Real Airflow drives the deferral: DateTimeTrigger until window end + min_data_age, then resume."""
+    with EmulatorServer(seed=0, speed=1.0) as emulator:  # its clock is real time: createTime is comparable
+        data_lag_run(airflow_home, emulator)
+
+
+def data_lag_run(airflow_home: Path, emulator: EmulatorServer) -> None:
     # dag.test() needs several seconds (more on a loaded machine) before the task runs: the data
     # must still be too recent then, so the window ends 25 s from now and needs to be 5 s old.
     end = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)

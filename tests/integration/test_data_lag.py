@@ -19,6 +19,7 @@ apply_airflow_test_env()
 
 import asyncio  # noqa: E402
 import re  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -38,11 +39,20 @@ CREATE_PATH = re.compile(rf"^/amc/reporting/{DEFAULT_INSTANCE_ID}/workflowExecut
 AGE = timedelta(seconds=3)
 
 
+@pytest.fixture(scope="module")
+def own_emulator() -> Iterator[EmulatorServer]:
+    """This module's emulator: its clock is real time (the session one may have been advanced)."""
+    with EmulatorServer(seed=0, speed=1.0) as server:
+        yield server
+
+
 @pytest.fixture
-def amc(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
-    for name, value in amc_connection_env(emulator.url).items():
+def amc(own_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    own_emulator.admin.reset()
+    for name, value in amc_connection_env(own_emulator.url).items():
         monkeypatch.setenv(name, value)
-    return emulator
+    assert abs((own_emulator.admin.now() - datetime.now(UTC)).total_seconds()) < 2
+    yield own_emulator
 
 
 def creates(amc: EmulatorServer) -> list[dict[str, Any]]:

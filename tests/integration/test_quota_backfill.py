@@ -24,6 +24,7 @@ apply_airflow_test_env()
 import asyncio  # noqa: E402
 import re  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -36,6 +37,7 @@ from airflow_provider_amc.client import AmcApiError  # noqa: E402
 from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID  # noqa: E402
 from airflow_provider_amc.emulator.testing import EmulatorServer  # noqa: E402
 from airflow_provider_amc.operators.amc import AmcCreateExecutionOperator  # noqa: E402
+from airflow_provider_amc.quota import ROLLOVER_GRACE  # noqa: E402
 from airflow_provider_amc.submission_guard import RESUME_METHOD, AmcQuotaExhausted  # noqa: E402
 
 pytestmark = pytest.mark.integration
@@ -48,11 +50,20 @@ QUOTA = 30
 ROLLOVER_IN = 20
 
 
+@pytest.fixture(scope="module")
+def own_emulator() -> Iterator[EmulatorServer]:
+    """This module's emulator: its clock is real time (the session one may have been advanced)."""
+    with EmulatorServer(seed=0, speed=1.0) as server:
+        yield server
+
+
 @pytest.fixture
-def amc(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
-    for name, value in amc_connection_env(emulator.url).items():
+def amc(own_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    own_emulator.admin.reset()
+    for name, value in amc_connection_env(own_emulator.url).items():
         monkeypatch.setenv(name, value)
-    return emulator
+    assert abs((own_emulator.admin.now() - datetime.now(UTC)).total_seconds()) < 2
+    yield own_emulator
 
 
 def rollover_soon(amc: EmulatorServer, quota: int, seconds: float = ROLLOVER_IN) -> datetime:
@@ -133,7 +144,7 @@ def test_a_40_day_backfill_on_a_quota_of_30_waits_for_the_rollover(amc: Emulator
     )
     for deferral in deferred:  # no worker slot: a DateTimeTrigger until the quota day rolls over
         assert isinstance(deferral.trigger, DateTimeTrigger)
-        assert deferral.trigger.moment == rollover
+        assert deferral.trigger.moment == rollover + ROLLOVER_GRACE
         assert deferral.method_name == RESUME_METHOD
     assert len(creates(amc)) == QUOTA  # the 31st and later never asked AMC: the count said no
     assert {call["status"] for call in creates(amc)} == {200}
@@ -168,7 +179,7 @@ def test_a_quota_answer_from_amc_waits_for_the_rollover_too(amc: EmulatorServer)
     assert [isinstance(result, str) for result in first] == [True, True, True, False]
     deferral = first[3]
     assert isinstance(deferral, TaskDeferred) and isinstance(deferral.trigger, DateTimeTrigger)
-    assert deferral.trigger.moment == rollover
+    assert deferral.trigger.moment == rollover + ROLLOVER_GRACE
     assert [call["status"] for call in creates(amc)] == [200, 200, 200, 400]
 
     [event] = fire([deferral])
