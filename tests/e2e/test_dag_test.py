@@ -23,7 +23,13 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from airflow_env import PG_TEST_DSN, airflow_test_env, connection_var, postgres_connection_env
+from airflow_env import (
+    PG_TEST_DSN,
+    airflow_test_env,
+    amc_connection_env,
+    connection_var,
+    postgres_connection_env,
+)
 from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID
 from airflow_provider_amc.emulator.testing import EmulatorRequestLog, EmulatorServer
 
