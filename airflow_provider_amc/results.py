@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -40,6 +42,8 @@ from airflow_provider_amc.result_reader import (
 #: The manifest of a saved execution folder, written last.
 MANIFEST_NAME: Final = "_amc_manifest.json"
 MANIFEST_VERSION: Final = 1
+#: Chunks (1 MiB each from the hook) waiting for the writer thread at most.
+WRITE_QUEUE_DEPTH: Final = 8
 _URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 Sink = Callable[[str], AbstractContextManager[IO[bytes]]]
@@ -157,6 +161,42 @@ def object_storage_sink(output_path: str) -> ObjectStorageSink:
     return ObjectStorageSink(output_path)
 
 
+@contextmanager
+def background_writer(sink: IO[bytes], depth: int = WRITE_QUEUE_DEPTH) -> Iterator[Callable[[bytes], None]]:
+    """``write(chunk)`` that hands chunks to a thread writing them to ``sink`` in order.
+
+    Writing releases the GIL, so saving overlaps with downloading and counting; at most ``depth``
+    chunks wait (bounded memory). A write error is raised in the caller (at its next ``write`` or
+    when the block ends); the block's own error stops the thread without waiting for the queue.
+    """
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+    failures: list[BaseException] = []
+
+    def drain() -> None:
+        while (chunk := pending.get()) is not None:
+            if not failures:
+                try:
+                    sink.write(chunk)
+                except BaseException as exc:  # reported to the caller; keep draining
+                    failures.append(exc)
+
+    thread = threading.Thread(target=drain, name="amc-result-writer", daemon=True)
+    thread.start()
+
+    def write(chunk: bytes) -> None:
+        if failures:
+            raise failures[0]
+        pending.put(chunk)
+
+    try:
+        yield write
+    finally:
+        pending.put(None)
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
 # ---- measuring ----------------------------------------------------------------------------------
 def _unique(name: str, seen: set[str]) -> str:
     """``name``, or ``stem-N.ext`` when an earlier part (or the manifest) already used it."""
@@ -191,22 +231,22 @@ def measure_part(
     """Read one part once: count bytes and rows, and copy each chunk to ``save_to(name)`` if given."""
     size = 0
 
-    def passing(sink: IO[bytes] | None) -> Iterator[bytes]:
+    def passing(write: Callable[[bytes], Any] | None) -> Iterator[bytes]:
         nonlocal size
         for chunk in chunks:
             if not chunk:
                 continue
             data = chunk if isinstance(chunk, bytes) else bytes(chunk)
             size += len(data)
-            if sink is not None:
-                sink.write(data)
+            if write is not None:
+                write(data)
             yield data
 
     if save_to is None:
         rows, detected = count_records(name, passing(None), dialect)
     else:
-        with save_to(name) as sink:
-            rows, detected = count_records(name, passing(sink), dialect)
+        with save_to(name) as sink, background_writer(sink) as write:
+            rows, detected = count_records(name, passing(write), dialect)
     return ResultFile(name=name, size_bytes=size, row_count=rows, format=detected, location=location)
 
 

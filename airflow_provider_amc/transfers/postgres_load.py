@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from airflow_provider_amc.result_reader import CsvDialect, ResultReadError, read_part
 from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, TableColumn, holds
@@ -229,7 +230,8 @@ def copy_part(
             copied = 0
         else:
             columns = _checked_columns(part.columns, declared, name)
-            with cur.copy(_copy_sql(table, columns, freeze)) as copy:
+            # QueuedLibpqWriter sends from a thread: parsing the next batch overlaps with the network.
+            with cur.copy(_copy_sql(table, columns, freeze), writer=QueuedLibpqWriter(cur)) as copy:
                 for batch in part.batches:
                     buffer = io.BytesIO()
                     pa_csv.write_csv(batch, buffer, write_options=options)

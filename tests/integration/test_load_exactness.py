@@ -68,6 +68,11 @@ def test_backslash_dot_alone_is_a_value_not_the_end_of_data(table: str) -> None:
     assert rows_of(table, "term") == [("foo",), ("\\.",), ("bar",)]
 
 
+def test_backslash_dot_on_a_line_inside_a_quoted_value(table: str) -> None:
+    assert load(table, [("p.csv", b'term,n\n"x\n\\.\ny",1\n"\\.",2\n')], TWO) == 2
+    assert rows_of(table, "term", "n") == [("x\n\\.\ny", 1), ("\\.", 2)]
+
+
 def test_empty_string_and_null_stay_distinct(table: str) -> None:
     assert load(table, [("p.csv", b'term,n\n"",1\n,2\n" ",3\n')], TWO) == 3
     assert rows_of(table, "term", "n") == [("", 1), (None, 2), (" ", 3)]

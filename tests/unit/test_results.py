@@ -9,6 +9,7 @@ import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -380,3 +381,36 @@ def test_bytes_equal_sum_of_chunk_lengths() -> None:
     summary = measure_results([("m.csv", iter(chunks))])  # type: ignore[list-item]
     assert summary.size_bytes == sum(len(c) for c in chunks) == 21
     assert summary.row_count == 3
+
+
+def test_a_failing_write_fails_the_measurement_and_leaves_no_final_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread's error reaches the caller; the temporary file is removed."""
+    from airflow_provider_amc import results
+
+    class FullDisk(io.BytesIO):
+        def write(self, data: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+    written: list[bytes] = []
+    real = results.background_writer
+
+    def spy(sink: Any, depth: int = 2) -> Any:
+        return real(FullDisk() if not written else sink, depth)
+
+    monkeypatch.setattr(results, "background_writer", spy)
+    chunks = [b"h\n"] + [b"row\n"] * 50
+    with pytest.raises(OSError, match="No space left"):
+        measure_results([("p.csv", iter(chunks))], save_to=object_storage_sink(str(tmp_path)))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_background_writer_keeps_order_and_bounds_the_queue() -> None:
+    from airflow_provider_amc.results import background_writer
+
+    sink = io.BytesIO()
+    with background_writer(sink, depth=2) as write:
+        for index in range(1000):
+            write(f"{index},".encode())
+    assert sink.getvalue() == b"".join(f"{index},".encode() for index in range(1000))
