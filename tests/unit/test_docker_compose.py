@@ -97,11 +97,16 @@ def airflow_invocations(argv: list[str]) -> list[list[str]]:
     return []
 
 
+def with_defaults(value: str) -> str:
+    """A value as compose resolves it when no variable is set: ``${NAME:-default}`` -> ``default``."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
 def environment(service: dict[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {str(key): str(value) for key, value in env.items()}
+    return {str(key): with_defaults(str(value)) for key, value in env.items()}
 
 
 def bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
@@ -131,7 +136,14 @@ def run_airflow_probe(argvs: list[list[str]], dag_file: Path | None, env: dict[s
     result = subprocess.run(
         [sys.executable, "-c", _AIRFLOW_PROBE],
         input=json.dumps({"argvs": argvs, "dag_file": str(dag_file) if dag_file else None}),
-        env={**clean, **env, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
+        env={
+            **clean,
+            **env,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # the CLI has the `celery` commands only with the CeleryExecutor (the "celery" profile)
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -143,7 +155,13 @@ def run_airflow_probe(argvs: list[list[str]], dag_file: Path | None, env: dict[s
 
 # ---------------------------------------------------------------------------------------- fixtures
 
-BOGUS_COMMANDS = [["schedulerr"], ["pools", "set", "only-a-name"], ["db", "migrate", "--no-such-flag"]]
+BOGUS_COMMANDS = [
+    ["schedulerr"],
+    ["pools", "set", "only-a-name"],
+    ["db", "migrate", "--no-such-flag"],
+    ["celery", "workerr"],
+]
+CELERY_PROFILE = {"redis", "airflow-worker", "airflow-triggerer-2"}
 
 
 @pytest.fixture(scope="module")
@@ -233,6 +251,10 @@ def test_non_airflow_services_are_postgres_or_the_emulator(services: dict[str, A
             continue
         if name == "postgres":
             assert str(service["image"]).startswith("postgres:")
+            continue
+        if name == "redis":
+            assert str(service["image"]).startswith("redis:")
+            assert service_argv(service)[0] == "redis-server"
             continue
         argv = service_argv(service)
         assert argv[:3] == ["python", "-m", EMULATOR_MODULE], f"{name} runs {argv}"
@@ -339,3 +361,35 @@ def test_init_pool_is_the_pool_of_the_example_dag(
     created = {argv[2] for argv in invocations if argv[:2] == ["pools", "set"]}
     assert created == {EXAMPLE_POOL}
     assert EXAMPLE_POOL in set(airflow_probe["pools"].values()), airflow_probe["pools"]
+
+
+# ---------------------------------------------------------------------------------------- celery profile
+
+
+def test_the_default_setup_is_local_and_the_celery_profile_is_opt_in(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    profiled = {name for name, service in services.items() if service.get("profiles")}
+    assert profiled == CELERY_PROFILE
+    assert all(services[name]["profiles"] == ["celery"] for name in CELERY_PROFILE)
+    raw = compose["x-airflow-common"]["environment"]["AIRFLOW__CORE__EXECUTOR"]
+    assert raw == "${AIRFLOW_EXECUTOR:-LocalExecutor}"  # the profile's runs set AIRFLOW_EXECUTOR
+    assert "AIRFLOW_EXECUTOR=CeleryExecutor docker compose --profile celery up" in COMPOSE_FILE.read_text()
+
+
+def test_celery_profile_runs_workers_on_redis_and_a_second_triggerer(
+    services: dict[str, Any], common_env: dict[str, str]
+) -> None:
+    assert airflow_invocations(service_argv(services["airflow-worker"])) == [["celery", "worker"]]
+    assert airflow_invocations(service_argv(services["airflow-triggerer-2"])) == [["triggerer"]]
+    assert with_defaults(str(services["airflow-worker"]["deploy"]["replicas"])) == "2"
+    broker = common_env["AIRFLOW__CELERY__BROKER_URL"]
+    redis_port = "6379"
+    assert broker == f"redis://redis:{redis_port}/0"
+    assert common_env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert "@postgres:5432/" in common_env["AIRFLOW__CELERY__RESULT_BACKEND"]
+    assert services["airflow-worker"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    assert "healthcheck" in services["redis"]
+    for name in ("airflow-worker", "airflow-triggerer-2"):  # same image and settings as the rest
+        assert environment(services[name]) == common_env
+        assert services[name]["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}
