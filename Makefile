@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest postgres browser venv clean
+.PHONY: demo test lint typecheck pytest postgres redis browser venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ venv: $(STAMP)
 postgres:
 	@bash scripts/ensure_postgres.sh
 
+redis:
+	@bash scripts/ensure_redis.sh
+
 # The trigger-form test drives Debian's chromium + chromedriver (installed here if missing).
 browser:
 	@bash scripts/ensure_browser.sh
@@ -31,7 +34,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy airflow_provider_amc/client
 
-pytest: venv postgres browser
+pytest: venv postgres redis browser
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -314,10 +314,44 @@ class AirflowStack:
         return self.home / "stack-logs"
 
     def log_path(self, service: str) -> Path:
-        """The file that receives the stdout and stderr of ``service`` (e.g. ``"triggerer"``)."""
-        if service not in SERVICES:
+        """The file that receives the stdout and stderr of ``service`` (e.g. ``"triggerer"``), or of
+        an extra process started with :meth:`start_process`."""
+        if service not in SERVICES and service not in self._procs:
             raise ValueError(f"service: unknown {service!r}; allowed values are {list(SERVICES)}")
         return self.stack_logs_dir / f"{service}.log"
+
+    def start_process(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        """Start ``airflow <args>`` as an extra named process of this stack (a second triggerer, a
+        Celery worker …): same environment, its own process group and log file ``<name>.log``,
+        watched by the liveness checks and stopped by the teardown like the services."""
+        if name in SERVICES or name in self._procs:
+            raise ValueError(f"name {name!r} is already used by this stack")
+        with (self.stack_logs_dir / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [str(_VENV_BIN / "airflow"), *args],
+                env=self.env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._procs[name] = proc
+        return proc
+
+    def kill_process(self, name: str) -> int:
+        """SIGKILL a service or extra process, its group and every descendant (``kill -9``, no grace);
+        it leaves the liveness checks. Returns its pid."""
+        proc = self._procs.pop(name)
+        descendants = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        proc.wait(timeout=10)
+        psutil.wait_procs(descendants, timeout=10)
+        return proc.pid
 
     def read_log(self, service: str) -> str:
         path = self.log_path(service)
