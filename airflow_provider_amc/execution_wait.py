@@ -23,13 +23,10 @@ from airflow_provider_amc.lifecycle import (
     ExecutionEvent,
     Submission,
     amc_instant,
-    completed_at,
-    executed_identity,
-    reported_window,
     window_view,
 )
 from airflow_provider_amc.publishing import publish_completion, publish_links
-from airflow_provider_amc.records import ExecutionRecords
+from airflow_provider_amc.records import ExecutionRecords, amc_fields
 from airflow_provider_amc.results import (
     ResultSummary,
     execution_folder,
@@ -214,25 +211,11 @@ class ExecutionWaitMixin:
             return
         instance_id = (submission.instance_id if submission else None) or self.instance_id
         instance_id = instance_id or self.hook.default_instance_id
-        start_utc, end_utc = reported_window(execution)
         identity_format = (submission.output_format if submission else None) or fields.get("output_format")
-        identity = executed_identity(instance_id or "", execution, identity_format)
-        if identity.resolved and identity_format and instance_id:
-            fields["request_key"] = identity.key
-        known = {  # what AMC said; a missing field never erases what an earlier write knew
-            "window_start_utc": amc_instant(start_utc),
-            "window_end_utc": amc_instant(end_utc),
-            "amc_created_at": amc_instant(execution.create_time),
-            "completed_at": completed_at(execution),
-        }
         self.records.upsert(
             execution_id,
             instance_id=instance_id,
-            workflow_id=execution.workflow_id,
-            status=AmcStatus.parse(execution.status).normalised,
-            amc_status=execution.status,
-            **{name: value for name, value in known.items() if value is not None},
-            **fields,
+            **{**amc_fields(execution, instance_id, identity_format), **fields},
         )
 
     # ---- cancellation -------------------------------------------------------------------

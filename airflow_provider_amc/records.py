@@ -20,11 +20,20 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_amc.lifecycle import NORMALISED_STATUSES
+from airflow_provider_amc.lifecycle import (
+    NORMALISED_STATUSES,
+    AmcStatus,
+    amc_instant,
+    completed_at,
+    executed_identity,
+    reported_window,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
     from psycopg import sql
+
+    from airflow_provider_amc.client import WorkflowExecution
 
 DEFAULT_TABLE = "amc_executions"
 DEFAULT_POSTGRES_CONN_ID = "postgres_default"
@@ -82,6 +91,29 @@ class ExecutionOwnedElsewhere(ValueError):
         )
         self.execution_id = execution_id
         self.owner = dict(owner)
+
+
+def amc_fields(
+    execution: WorkflowExecution, instance_id: str | None, output_format: str | None
+) -> dict[str, Any]:
+    """The row fields AMC's answer about ``execution`` gives: status, the window it ran (UTC),
+    its creation time, when it finished (AMC's time, so re-measuring never moves it) and the
+    request key once the window is resolved. A field AMC did not send is left out, so a write
+    never erases what an earlier one knew."""
+    start_utc, end_utc = reported_window(execution)
+    identity = executed_identity(instance_id or "", execution, output_format)
+    fields = {
+        "workflow_id": execution.workflow_id,
+        "status": AmcStatus.parse(execution.status).normalised,
+        "amc_status": execution.status,
+        "status_reason": execution.status_reason,
+        "window_start_utc": amc_instant(start_utc),
+        "window_end_utc": amc_instant(end_utc),
+        "amc_created_at": amc_instant(execution.create_time),
+        "completed_at": completed_at(execution),
+        "request_key": identity.key if identity.resolved and instance_id and output_format else None,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def describe_owner(owner: Mapping[str, Any]) -> str:
@@ -385,5 +417,6 @@ __all__ = [
     "STATUSES",
     "ExecutionOwnedElsewhere",
     "ExecutionRecords",
+    "amc_fields",
     "parse_table_name",
 ]

@@ -23,9 +23,6 @@ from airflow_provider_amc.lifecycle import (
     AmcStatus,
     Submission,
     amc_instant,
-    completed_at,
-    executed_identity,
-    reported_window,
 )
 from airflow_provider_amc.lineage import AmcLineageMixin
 from airflow_provider_amc.links import AmcExecutionLink, AmcResultsLink
@@ -39,6 +36,7 @@ from airflow_provider_amc.quota import (
 from airflow_provider_amc.records import (
     DEFAULT_TABLE,
     ExecutionOwnedElsewhere,
+    amc_fields,
     describe_owner,
     same_task_instance,
 )
@@ -419,27 +417,18 @@ class AmcCreateExecutionOperator(SubmissionGuardMixin, AmcLineageMixin, Executio
         """The execution row with its owner (kept if already set by an earlier try of this task)."""
         if self.records is None:
             return
-        start_utc, end_utc = reported_window(execution)
-        identity = executed_identity(submission.instance_id, execution, submission.output_format)
-        self.records.claim(
-            execution.workflow_execution_id,
-            owner,
-            instance_id=submission.instance_id,
-            workflow_id=submission.workflow_id,
-            status=AmcStatus.parse(execution.status).normalised,
-            amc_status=execution.status,
-            time_window_start=submission.time_window_start,
-            time_window_end=submission.time_window_end,
-            time_window_time_zone=submission.time_window_time_zone,
-            time_window_type=submission.time_window_type,
-            window_start_utc=amc_instant(start_utc),
-            window_end_utc=amc_instant(end_utc),
-            request_key=identity.key if identity.resolved else None,
-            amc_created_at=amc_instant(execution.create_time),
-            output_format=submission.output_format,
-            parameter_values=submission.parameter_values,
-            completed_at=completed_at(execution),
-        )
+        requested = {
+            "instance_id": submission.instance_id,
+            "workflow_id": submission.workflow_id,
+            "time_window_start": submission.time_window_start,
+            "time_window_end": submission.time_window_end,
+            "time_window_time_zone": submission.time_window_time_zone,
+            "time_window_type": submission.time_window_type,
+            "output_format": submission.output_format,
+            "parameter_values": submission.parameter_values,
+        }
+        answered = amc_fields(execution, submission.instance_id, submission.output_format)
+        self.records.claim(execution.workflow_execution_id, owner, **{**answered, **requested})
 
     def record_status(self, execution: WorkflowExecution, submission: Submission) -> None:
         """A terminal status learned on the way (a retry finding its execution over): recorded."""
@@ -448,11 +437,7 @@ class AmcCreateExecutionOperator(SubmissionGuardMixin, AmcLineageMixin, Executio
         self.records.upsert(
             execution.workflow_execution_id,
             instance_id=submission.instance_id,
-            workflow_id=execution.workflow_id,
-            status=AmcStatus.parse(execution.status).normalised,
-            amc_status=execution.status,
-            status_reason=execution.status_reason,
-            completed_at=completed_at(execution),
+            **amc_fields(execution, submission.instance_id, submission.output_format),
         )
 
 
