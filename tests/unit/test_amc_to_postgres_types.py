@@ -107,3 +107,31 @@ def test_inflate_rejects_a_truncated_stream(cut: int) -> None:
 )
 def test_holds(container: str, value: str, expected: bool) -> None:
     assert holds(container, value) is expected
+
+
+def test_a_copy_that_writes_another_number_of_rows_fails_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    """COPY's own row count is checked against the records parsed (a fake cursor lies about it)."""
+    from contextlib import contextmanager
+    from typing import Any
+
+    from airflow_provider_amc.transfers import postgres_load
+    from airflow_provider_amc.transfers.postgres_load import ResultLoadError, copy_part
+
+    monkeypatch.setattr(postgres_load, "QueuedLibpqWriter", lambda cursor: None)
+
+    class LyingCursor:
+        rowcount = 0
+        sent: list[bytes] = []
+
+        @contextmanager
+        def copy(self, statement: Any, **kwargs: Any) -> Any:
+            class Copy:
+                def write(self, data: Any) -> None:
+                    LyingCursor.sent.append(bytes(data))
+
+            yield Copy()
+            self.rowcount = 1  # the server says one row, the file holds two
+
+    with pytest.raises(ResultLoadError, match=r"COPY wrote 1 rows, the file holds 2"):
+        copy_part(LyingCursor(), ("t",), ["term"], "p.csv", [b"term\na\nb\n"])  # type: ignore[arg-type]
+    assert b"".join(LyingCursor.sent) == b'"a"\n"b"\n'  # every value quoted, never the raw bytes
