@@ -32,7 +32,7 @@ lint: venv
 	$(BIN)/ruff format --check airflow_provider_amc tests dags bench scripts
 
 typecheck: venv
-	$(BIN)/mypy airflow_provider_amc/client
+	$(BIN)/mypy airflow_provider_amc
 
 pytest: venv postgres redis browser
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)

@@ -8,11 +8,11 @@ sensor modes; ``AmcCreateExecutionOperator(wait_for_completion=True)`` uses the 
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import time
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
@@ -39,6 +39,22 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+class OperatorSurface(Protocol):
+    """What the mixin uses of the operator it is mixed into (``BaseOperator`` provides both)."""
+
+    @property
+    def log(self) -> logging.Logger: ...
+
+    def defer(
+        self,
+        *,
+        trigger: AmcExecutionTrigger,
+        method_name: str,
+        kwargs: dict[str, Any] | None = None,
+        timeout: timedelta | None = None,
+    ) -> NoReturn: ...
+
+
 class AmcExecutionFailed(AirflowFailException):
     """The AMC execution ended FAILED, CANCELLED or REJECTED (retrying the wait cannot help)."""
 
@@ -52,11 +68,22 @@ class ExecutionWaitMixin:
     postgres_conn_id: str | None
     table: str
     output_path: str | None
-    poll_interval: float
     max_poll_interval: float | None
     cancel_on_kill: bool
     cancel_on_timeout: bool
-    wait_timeout: float | None
+
+    if TYPE_CHECKING:  # plain attributes in the operator, properties in the sensor
+
+        @property
+        def poll_interval(self) -> float: ...
+
+        @property
+        def wait_timeout(self) -> float | None: ...
+
+    @property
+    def _operator(self) -> OperatorSurface:
+        """``self`` as the operator it is mixed into (typed: no ``type: ignore`` for log/defer)."""
+        return cast(OperatorSurface, self)
 
     # ---- collaborators ------------------------------------------------------------------
     @cached_property
@@ -77,7 +104,7 @@ class ExecutionWaitMixin:
         ``submission`` (when this task made it) back to :meth:`execute_complete`."""
         end_time = None if self.wait_timeout is None else time.time() + self.wait_timeout
         self._amc_execution_id = execution_id
-        self.defer(  # type: ignore[attr-defined]
+        self._operator.defer(
             trigger=AmcExecutionTrigger(
                 execution_id=execution_id,
                 instance_id=instance_id,
@@ -220,9 +247,13 @@ class ExecutionWaitMixin:
 
     # ---- cancellation -------------------------------------------------------------------
     def _cancel(self, execution_id: str, instance_id: str | None) -> None:
-        with contextlib.suppress(Exception):
+        """Ask AMC to cancel; a failed cancellation is logged (the task's own outcome stands)."""
+        try:
             cancelled = self.hook.cancel_execution(execution_id, instance_id=instance_id)
-            self.log.info("Cancel of AMC execution %s requested: %s", execution_id, cancelled)  # type: ignore[attr-defined]
+        except Exception as exc:
+            self._operator.log.warning("Cancel of AMC execution %s failed: %s", execution_id, exc)
+            return
+        self._operator.log.info("Cancel of AMC execution %s requested: %s", execution_id, cancelled)
 
     @property
     def may_cancel(self) -> bool:
@@ -241,9 +272,9 @@ class ExecutionWaitMixin:
         try:
             owner = self.records.owners({execution_id: amc_instant(execution.create_time)}).get(execution_id)
         except Exception as exc:  # the table cannot tell: do not cancel what may be another's
-            self.log.warning(
+            self._operator.log.warning(
                 "Owner of AMC execution %s unknown (%s): it will not be cancelled", execution_id, exc
-            )  # type: ignore[attr-defined]
+            )
             return False
         ti = context["ti"]
         return owner is not None and (owner.get("dag_id"), owner.get("run_id")) == (ti.dag_id, ti.run_id)
@@ -253,7 +284,7 @@ class ExecutionWaitMixin:
         if not (execution_id and self.cancel_on_kill):
             return
         if not self.may_cancel:
-            self.log.info(  # type: ignore[attr-defined]
+            self._operator.log.info(
                 "Not cancelling AMC execution %s: it was not submitted by this DAG run", execution_id
             )
             return

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_amc.client import (
+    OUTPUT_FORMATS,
     AmcServerError,
     AmcTransportError,
     CreateExecutionRequest,
@@ -43,7 +44,6 @@ from airflow_provider_amc.records import (
 from airflow_provider_amc.submission_guard import SubmissionGuardMixin
 from airflow_provider_amc.time_window import AmcTimeWindow, resolve_time_window, window_length_warning
 from airflow_provider_amc.validation import (
-    OUTPUT_FORMATS,
     validate_identifier,
     validate_output_format,
     validate_parameter_values,
@@ -127,6 +127,10 @@ class AmcCreateExecutionOperator(SubmissionGuardMixin, AmcLineageMixin, Executio
     :param min_data_age: a ``timedelta`` (default ``None``: off); submit only once the window's end
         is at least this old (AMC's data is complete after about 48 h), waiting deferred until then.
     """
+
+    # Plain attributes here (the sensor derives them from poke_interval/timeout as properties).
+    poll_interval: float
+    wait_timeout: float | None
 
     template_fields: Sequence[str] = (
         "workflow_id",

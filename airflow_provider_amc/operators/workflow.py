@@ -127,7 +127,8 @@ class AmcUpsertWorkflowOperator(AmcLineageMixin, BaseOperator):
         self.workflow_fields = workflow_fields
         self.instance_id = instance_id
         self.amc_conn_id = amc_conn_id
-        self.dry_run = dry_run
+        # Not ``self.dry_run``: that name is BaseOperator's dry_run() method (render-only runs).
+        self.dry_run_after_upsert = dry_run
         self.dry_run_parameter_values = dry_run_parameter_values
         self.dry_run_timeout = dry_run_timeout
         self.dry_run_poll_interval = dry_run_poll_interval
@@ -189,7 +190,7 @@ class AmcUpsertWorkflowOperator(AmcLineageMixin, BaseOperator):
         action = self.upsert(wanted, instance_id)
         self.amc_lineage = ExecutionLineage(sql=wanted.sql_query)  # SQLJobFacet; dry run id below
         self.log.info("AMC workflow %s on %s: %s", wanted.workflow_id, instance_id, action)
-        if self.dry_run:
+        if self.dry_run_after_upsert:
             self.validate_by_dry_run(wanted.workflow_id, instance_id, dry_run_values)
         return action
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -42,6 +42,7 @@ from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, t
 from airflow_provider_amc.validation import validate_identifier
 
 if TYPE_CHECKING:
+    import psycopg
     from airflow.sdk import Context
     from psycopg import Cursor
 
@@ -320,7 +321,9 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
             records.ensure_table()  # a table of an older version gets the request columns
             plan = replace_plan(records, table, execution, identity)
         qualified = ".".join(table)
-        with closing(bounded_hook(self.postgres_conn_id).get_conn()) as conn:  # connect/lock timeouts
+        # connect/lock timeouts; the provider needs psycopg 3 (postgres provider >= 6 uses it by default)
+        connection = cast("psycopg.Connection[Any]", bounded_hook(self.postgres_conn_id).get_conn())
+        with closing(connection) as conn:
             try:
                 rows = load_execution(
                     conn,

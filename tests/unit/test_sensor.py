@@ -205,3 +205,19 @@ def test_on_kill_cancels_the_watched_execution(
 def test_on_kill_before_any_poke_sends_nothing(amc_api: rm.Mocker) -> None:
     make_sensor().on_kill()
     assert amc_api.call_count == 0
+
+
+def test_a_failed_cancellation_is_logged_not_swallowed(
+    amc_api: rm.Mocker, capfd: pytest.CaptureFixture[str]
+) -> None:
+    answer_status(amc_api, execution("RUNNING"))
+    amc_api.put(EXECUTION_URL, status_code=404, json={"code": "404", "details": "no such execution"})
+    sensor = make_sensor(cancel_on_kill=True)
+    with pytest.raises(TaskDeferred):
+        sensor.execute(task_context())
+    capfd.readouterr()
+    sensor.on_kill()  # the kill itself must not raise
+    assert len(cancels(amc_api)) == 1
+    out, err = capfd.readouterr()  # the task logger (structlog) writes to the console here
+    lines = [line for line in (out + err).splitlines() if "warning" in line.lower()]
+    assert any(f"Cancel of AMC execution {EXECUTION_ID} failed" in line for line in lines), out + err
