@@ -10,14 +10,12 @@ from __future__ import annotations
 from airflow_env import (
     FakeTaskInstance,
     InMemoryTaskStateStore,
-    amc_connection_env,
     apply_airflow_test_env,
     task_context,
 )
 
 apply_airflow_test_env()
 
-import asyncio  # noqa: E402
 import re  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
@@ -26,7 +24,7 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger  # noqa: E402
 from airflow.sdk.exceptions import TaskDeferred  # noqa: E402
-from airflow.sdk.module_loading import import_string  # noqa: E402
+from waiting_operators import fire, real_time_emulator, use  # noqa: E402
 
 from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID  # noqa: E402
 from airflow_provider_amc.emulator.testing import EmulatorServer  # noqa: E402
@@ -41,18 +39,13 @@ AGE = timedelta(seconds=3)
 
 @pytest.fixture(scope="module")
 def own_emulator() -> Iterator[EmulatorServer]:
-    """This module's emulator: its clock is real time (the session one may have been advanced)."""
-    with EmulatorServer(seed=0, speed=1.0) as server:
+    with real_time_emulator() as server:
         yield server
 
 
 @pytest.fixture
-def amc(own_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    own_emulator.admin.reset()
-    for name, value in amc_connection_env(own_emulator.url).items():
-        monkeypatch.setenv(name, value)
-    assert abs((own_emulator.admin.now() - datetime.now(UTC)).total_seconds()) < 2
-    yield own_emulator
+def amc(own_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    return use(own_emulator, monkeypatch)
 
 
 def creates(amc: EmulatorServer) -> list[dict[str, Any]]:
@@ -75,17 +68,6 @@ def operator(end: datetime, min_data_age: timedelta | None = AGE) -> AmcCreateEx
     )
 
 
-def run_trigger(deferred: TaskDeferred) -> Any:
-    path, kwargs = deferred.trigger.serialize()
-
-    async def first() -> Any:
-        async for event in import_string(path)(**kwargs).run():
-            return event.payload
-        raise AssertionError("the trigger ended without an event")
-
-    return asyncio.run(first())
-
-
 def test_a_window_too_recent_waits_then_submits_once(amc: EmulatorServer) -> None:
     end = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)
     ready = end + AGE
@@ -98,7 +80,7 @@ def test_a_window_too_recent_waits_then_submits_once(amc: EmulatorServer) -> Non
     assert deferred.value.method_name == RESUME_METHOD
     assert creates(amc) == []  # nothing reached AMC while the data is too recent
 
-    event = run_trigger(deferred.value)
+    [event] = fire([deferred.value])
     assert datetime.now(UTC) >= ready
     execution_id = getattr(task, deferred.value.method_name)(context, event)
     calls = creates(amc)

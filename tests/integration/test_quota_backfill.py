@@ -14,14 +14,12 @@ from __future__ import annotations
 from airflow_env import (
     FakeTaskInstance,
     InMemoryTaskStateStore,
-    amc_connection_env,
     apply_airflow_test_env,
     task_context,
 )
 
 apply_airflow_test_env()
 
-import asyncio  # noqa: E402
 import re  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -31,7 +29,7 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger  # noqa: E402
 from airflow.sdk.exceptions import TaskDeferred  # noqa: E402
-from airflow.sdk.module_loading import import_string  # noqa: E402
+from waiting_operators import fire, real_time_emulator, use  # noqa: E402
 
 from airflow_provider_amc.client import AmcApiError  # noqa: E402
 from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID  # noqa: E402
@@ -52,18 +50,13 @@ ROLLOVER_IN = 20
 
 @pytest.fixture(scope="module")
 def own_emulator() -> Iterator[EmulatorServer]:
-    """This module's emulator: its clock is real time (the session one may have been advanced)."""
-    with EmulatorServer(seed=0, speed=1.0) as server:
+    with real_time_emulator() as server:
         yield server
 
 
 @pytest.fixture
-def amc(own_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
-    own_emulator.admin.reset()
-    for name, value in amc_connection_env(own_emulator.url).items():
-        monkeypatch.setenv(name, value)
-    assert abs((own_emulator.admin.now() - datetime.now(UTC)).total_seconds()) < 2
-    yield own_emulator
+def amc(own_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    return use(own_emulator, monkeypatch)
 
 
 def rollover_soon(amc: EmulatorServer, quota: int, seconds: float = ROLLOVER_IN) -> datetime:
@@ -105,21 +98,6 @@ class Task:
             return deferred
         assert isinstance(result, str)
         return result
-
-
-def fire(deferrals: list[TaskDeferred]) -> list[Any]:
-    """Rebuild every trigger from its serialised form and run them all at once to their first event."""
-
-    async def first(deferred: TaskDeferred) -> Any:
-        path, kwargs = deferred.trigger.serialize()
-        async for event in import_string(path)(**kwargs).run():
-            return event.payload
-        raise AssertionError("the trigger ended without an event")
-
-    async def all_of() -> list[Any]:
-        return list(await asyncio.gather(*(first(deferred) for deferred in deferrals)))
-
-    return asyncio.run(all_of())
 
 
 def creates(amc: EmulatorServer) -> list[dict[str, Any]]:
