@@ -320,13 +320,17 @@ class AirflowStack:
             raise ValueError(f"service: unknown {service!r}; allowed values are {list(SERVICES)}")
         return self.stack_logs_dir / f"{service}.log"
 
-    def start_process(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """Start ``airflow <args>`` as an extra named process of this stack (a second triggerer, a
-        Celery worker …): same environment, its own process group and log file ``<name>.log``,
-        watched by the liveness checks and stopped by the teardown like the services."""
-        if name in SERVICES or name in self._procs:
-            raise ValueError(f"name {name!r} is already used by this stack")
+    def start_process(self, name: str, *args: str, banner: str = "") -> subprocess.Popen[bytes]:
+        """Start ``airflow <args>`` as a named process of this stack (a second triggerer, a Celery
+        worker, a service again after :meth:`kill_process` …): same environment, its own process
+        group, output appended to ``<name>.log`` (after ``banner``, if given), watched by the
+        liveness checks and stopped by the teardown like the services."""
+        if name in self._procs:
+            raise ValueError(f"name {name!r} is already used by a running process of this stack")
         with (self.stack_logs_dir / f"{name}.log").open("ab") as log:
+            if banner:
+                log.write(f"\n{banner}\n".encode())
+                log.flush()
             proc = subprocess.Popen(
                 [str(_VENV_BIN / "airflow"), *args],
                 env=self.env,
@@ -334,7 +338,7 @@ class AirflowStack:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True,  # own session => own process group
             )
         self._procs[name] = proc
         return proc
@@ -361,16 +365,7 @@ class AirflowStack:
         args = [service]
         if service == "api-server":
             args += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        with self.log_path(service).open("ab") as log:
-            self._procs[service] = subprocess.Popen(
-                [str(_VENV_BIN / "airflow"), *args],
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own session => own process group
-            )
+        self.start_process(service, *args)
 
     def _check_alive(self) -> None:
         for service, proc in self._procs.items():

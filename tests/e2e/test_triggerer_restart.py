@@ -32,7 +32,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -102,40 +101,13 @@ AIRFLOW_STACK = StackSpec(
 
 
 # ---- restarting one service (what AirflowStack has no public method for) -------------------------
-def kill_service(stack: AirflowStack, service: str) -> int:
-    """SIGKILL ``service``'s process group and every descendant (some leave the group); return its pid."""
-    proc = stack._procs[service]
-    descendants = psutil.Process(proc.pid).children(recursive=True)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    for child in descendants:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    proc.wait(timeout=10)
-    psutil.wait_procs(descendants, timeout=10)
-    return proc.pid
-
-
 def start_service(stack: AirflowStack, service: str) -> subprocess.Popen[bytes]:
     """Start ``airflow <service>`` again with the stack's environment, appending to its log file.
 
     The new process replaces the old one in the stack's process table, so the stack's liveness
     checks watch it and its teardown (SIGTERM to the group, then SIGKILL) stops it.
     """
-    with stack.log_path(service).open("ab") as log:
-        log.write(f"\n{RESTART_MARKER}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), service],
-            env=stack.env,
-            cwd=stack.home,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    stack._procs[service] = proc
-    return proc
+    return stack.start_process(service, service, banner=RESTART_MARKER)
 
 
 def stop_service(proc: subprocess.Popen[bytes], grace_period: float = 10.0) -> int | None:
@@ -296,7 +268,7 @@ def restart(
         assert found["status"] == "RUNNING", found
 
     kill_seq = last_seq(emulator)
-    old_pid = kill_service(stack, "triggerer")
+    old_pid = stack.kill_process("triggerer")  # SIGKILL: its group and every descendant
     new_proc = start_service(stack, "triggerer")
     request.addfinalizer(lambda: stop_service(new_proc))  # before the stack's teardown
     lap("kill and respawn")
