@@ -56,8 +56,8 @@ class CsvDialect:
     """The CSV characters of a workflow's output (``Workflow.outputFormat``).
 
     ``escape`` ``None`` (or equal to ``quote``) means quotes inside quoted fields are doubled
-    (``""``); another character means they are escaped (``\\"``), and that character followed by
-    any character stands for that character.
+    (``""``); another character means they are escaped (``\\"``, and the escape itself doubled).
+    The loader refuses a file where the escape precedes any other character (ambiguous).
     """
 
     separator: str = ","
@@ -196,6 +196,8 @@ class CsvRecordCounter:
         self._in_quotes = False
         self._line_has_content = False
         self._pending_escape = False
+        #: An escape character before anything but a quote or itself was seen (see ``read_part``).
+        self.lone_escape = False
 
     def feed(self, chunk: bytes) -> None:
         if not chunk:
@@ -224,10 +226,15 @@ class CsvRecordCounter:
     def _neutralise_escapes(self, chunk: bytes) -> bytes:
         """Turn escaped quotes/escape bytes into plain content bytes (same length)."""
         assert self._escape is not None and self._escaped is not None
-        if self._pending_escape and chunk[:1] in (self._quote, self._escape):
-            chunk = b"_" + chunk[1:]
+        if self._pending_escape:
+            if chunk[:1] in (self._quote, self._escape):
+                chunk = b"_" + chunk[1:]
+            else:
+                self.lone_escape = True
         if self._escape in chunk:
             chunk = self._escaped.sub(b"__", chunk)
+            if self._escape in chunk[:-1]:  # an escape before another character
+                self.lone_escape = True
         self._pending_escape = chunk.endswith(self._escape)
         return chunk
 
@@ -272,6 +279,8 @@ class CsvRecordCounter:
 
     def finish(self) -> int:
         """All records (header included) once the stream has ended."""
+        if self._pending_escape:
+            self.lone_escape = True
         if self._line_has_content:  # last record without a final newline (or an unclosed quote)
             self.records += 1
             self._line_has_content = False
@@ -425,6 +434,12 @@ def _csv_part(name: str, data: Iterator[bytes], dialect: CsvDialect, columns: Se
             raise ResultReadError(f"result file {name!r} is not readable CSV: {exc}") from exc
         source.drain()
         counted = data_rows(counter.finish())
+        if counter.lone_escape:
+            raise ResultReadError(
+                f"result file {name!r} has the escape character {dialect.escape!r} before a character "
+                "other than the quote or itself: whether it is data or an escape is ambiguous, so the "
+                "file cannot be loaded exactly"
+            )
         if counted != part.rows:
             raise ResultReadError(
                 f"result file {name!r}: the CSV parser read {part.rows} record(s) but the record "

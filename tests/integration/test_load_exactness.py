@@ -109,6 +109,17 @@ def test_backslash_escaped_csv_is_read_with_the_workflows_escape_character(table
     assert rows_of(table, "term") == [('say "hi", then\nleave',), ("back\\",), ("plain",)]
 
 
+@pytest.mark.parametrize("value", [b'"c:\\x"', b"c:\\x", b'"end\\"'])
+def test_an_escape_before_another_character_is_refused_not_guessed(table: str, value: bytes) -> None:
+    """``\\x`` could be the two characters or an escaped ``x``: nothing is loaded."""
+    data = b"term,n\nok,1\n" + value + b",2\n"
+    with pytest.raises(
+        ResultLoadError, match=r"escape character .* before a character other|not readable CSV"
+    ):
+        load(table, [("p.csv", data)], TWO, dialect=CsvDialect(escape="\\"))
+    assert query(sql.SQL("SELECT to_regclass(%s)"), (table,)) == [(None,)]
+
+
 def test_other_separator_and_quote_characters(table: str) -> None:
     data = b"term;n\n'a;b';1\n'it''s';2\n"
     assert load(table, [("p.csv", data)], TWO, dialect=CsvDialect(separator=";", quote="'")) == 2
