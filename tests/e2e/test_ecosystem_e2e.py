@@ -179,25 +179,20 @@ def wait_for_consumer_runs(stack: AirflowStack, count: int) -> None:
 
 @pytest.fixture(scope="module")
 def daily_runs(airflow_stack: AirflowStack) -> list[str]:
-    """Producer runs one after the other, each followed by its consumer run: the run the unpause
-    schedules (catchup=False still runs the latest interval), then two triggered ones."""
+    """Two producer runs over past days, one after the other, each followed by its consumer run.
+
+    Unpausing also schedules the latest interval (catchup=False); that run waits (deferred) for
+    AMC's 48-hour data lag, so it emits no event during the test and is left out.
+    """
     airflow_stack.unpause(CONSUMER_DAG)
     airflow_stack.unpause(DAILY_DAG)
-    (scheduled,) = poll(
-        lambda: airflow_stack.dag_runs(DAILY_DAG) or None,
-        timeout=RUN_TIMEOUT,
-        interval=1,
-        what="the scheduled run",
-    )
-    run_ids = [scheduled["dag_run_id"]]
-    for logical_date in (None, "2026-02-10T05:00:00Z", "2026-02-11T05:00:00Z"):
-        if logical_date is not None:
-            run_ids.append(airflow_stack.trigger_dag(DAILY_DAG, logical_date=logical_date))
+    run_ids: list[str] = []
+    for logical_date in ("2026-02-10T05:00:00Z", "2026-02-11T05:00:00Z"):
+        run_ids.append(airflow_stack.trigger_dag(DAILY_DAG, logical_date=logical_date))
         state = airflow_stack.wait_for_run(DAILY_DAG, run_ids[-1], timeout=RUN_TIMEOUT)
         tasks = {t["task_id"]: t["state"] for t in airflow_stack.task_instances(DAILY_DAG, run_ids[-1])}
         assert state == "success", tasks
         wait_for_consumer_runs(airflow_stack, len(run_ids))
-    assert {run["dag_run_id"] for run in airflow_stack.dag_runs(DAILY_DAG)} == set(run_ids)
     return run_ids
 
 
