@@ -29,9 +29,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-CSV: Final = "CSV"
-PARQUET: Final = "PARQUET"
-OUTPUT_FORMATS: Final = (CSV, PARQUET)
+from airflow_provider_amc.client.models import CSV, OUTPUT_FORMATS, PARQUET
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 PARQUET_MAGIC: Final = b"PAR1"

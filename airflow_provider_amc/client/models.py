@@ -22,7 +22,10 @@ from airflow_provider_amc.client.settings import ValidatedInput
 #: it is kept behind this one constant so it can be dropped (set to ``None``) in one place.
 OUTPUT_FORMAT_FIELD: Final[str | None] = "outputFormat"
 
-OUTPUT_FORMATS: Final = ("CSV", "PARQUET")
+#: The result formats AMC writes (the one definition; the reader and validators import it).
+CSV: Final = "CSV"
+PARQUET: Final = "PARQUET"
+OUTPUT_FORMATS: Final = (CSV, PARQUET)
 TIME_WINDOW_TYPES: Final = (
     "EXPLICIT",
     "MOST_RECENT_DAY",

@@ -28,6 +28,7 @@ from airflow_provider_amc.client.protocol import (
     full_jitter,
     without_query,
 )
+from airflow_provider_amc.client.result_files import iter_result_parts, result_urls_by_key
 from airflow_provider_amc.client.settings import AmcSettings
 
 T = TypeVar("T")
@@ -165,6 +166,24 @@ class AmcClient(AmcOperations, SyncRunner):
                     without_query(f"{type(exc).__name__}: {exc}", request.url),
                     maybe_sent=not _never_sent(exc),
                 )
+
+    # ---- result files ----------------------------------------------------------------------------
+    def result_urls(self, execution_id: str, *, instance_id: str | None = None) -> dict[str, str]:
+        """The execution's result URLs by object key (the URL's path), checked: at most
+        ``MAX_DOWNLOAD_URLS`` distinct files and no ``nextToken`` (the spec has no second page)."""
+        answer = self.get_download_urls(execution_id, instance_id=instance_id)
+        return result_urls_by_key(answer, execution_id)
+
+    def iter_result_parts(
+        self, execution_id: str, *, instance_id: str | None = None, chunk_size: int = 1 << 20
+    ) -> Iterator[tuple[str, Iterator[bytes]]]:
+        """Stream a SUCCEEDED execution's result files: ``(file name, chunk iterator)`` per part;
+        an expired URL is re-fetched and matched by object key (see :mod:`.result_files`)."""
+        return iter_result_parts(
+            lambda: self.result_urls(execution_id, instance_id=instance_id),
+            lambda url: self.iter_download(url, chunk_size=chunk_size),
+            execution_id,
+        )
 
     # ---- streaming downloads ---------------------------------------------------------------------
     def iter_download(self, url: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:

@@ -26,7 +26,7 @@ extra ``trust_env``       ``true`` (default): honour ``HTTPS_PROXY``/``NO_PROXY`
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
@@ -37,15 +37,16 @@ from airflow_provider_amc.client import (
     AmcAccount,
     AmcClient,
     AmcConfigError,
-    AmcDownloadExpiredError,
     AmcInstance,
     AmcNotFoundError,
-    AmcResponseError,
     AmcSettings,
     CreateExecutionRequest,
     DownloadUrls,
     Workflow,
     WorkflowExecution,
+)
+from airflow_provider_amc.client.result_files import (  # re-exported: the hook's public helpers
+    amc_time,
 )
 from airflow_provider_amc.result_reader import CsvDialect
 
@@ -136,50 +137,6 @@ def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overr
         for field, where in (("client_id", "login"), ("client_secret", "password")):
             message = message.replace(f"{field}: ", f"{field} (the connection's {where}): ")
         raise AmcConfigError(f"amc connection {conn.conn_id!r} is not usable: {message}") from None
-
-
-def part_name(url: str, index: int) -> str:
-    """A file name for result part ``index``: the URL's last path segment, else ``part-NNNNN``."""
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    return name if name and name not in {".", ".."} else f"part-{index:05d}"
-
-
-#: ``downloadUrls`` holds at most this many URLs (``maxItems: 5`` in AMC's spec).
-MAX_DOWNLOAD_URLS = 5
-
-
-def object_key(url: str) -> str:
-    """The object a pre-signed URL points at: its path (the query string is only the signature)."""
-    return urlsplit(url).path
-
-
-def result_urls_by_key(answer: DownloadUrls, execution_id: str) -> dict[str, str]:
-    """``{object key: URL}`` in AMC's order; more URLs than the spec allows, a repeated object or a
-    ``nextToken`` (a second page the spec does not have) raise instead of loading part of a result."""
-    urls = list(answer.download_urls)
-    if answer.next_token:
-        raise AmcResponseError(
-            f"downloadUrls of execution {execution_id} has a nextToken: a second page of result files "
-            "is not part of AMC's API; refusing to load part of the result"
-        )
-    if len(urls) > MAX_DOWNLOAD_URLS:
-        raise AmcResponseError(
-            f"downloadUrls of execution {execution_id} lists {len(urls)} files; AMC's API allows at most "
-            f"{MAX_DOWNLOAD_URLS}"
-        )
-    by_key = {object_key(url): url for url in urls}
-    if len(by_key) != len(urls):
-        raise AmcResponseError(f"downloadUrls of execution {execution_id} lists the same file twice")
-    return by_key
-
-
-def amc_time(value: datetime | str | None) -> str | None:
-    """``YYYY-MM-DDTHH:MM:SS`` for AMC list filters: aware datetimes are converted to UTC."""
-    if value is None or isinstance(value, str):
-        return value
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -335,39 +292,15 @@ class AmcHook(BaseHook):
 
     # ---- helpers built on the calls ----------------------------------------------------------
     def result_urls(self, execution_id: str, *, instance_id: str | None = None) -> dict[str, str]:
-        """The execution's result URLs by object key (the URL's path), checked: at most
-        ``MAX_DOWNLOAD_URLS`` distinct files and no ``nextToken`` (the spec has no second page)."""
-        answer = self.get_download_urls(execution_id, instance_id=instance_id)
-        return result_urls_by_key(answer, execution_id)
+        return self.client.result_urls(execution_id, instance_id=instance_id)
 
     def iter_result_parts(
         self, execution_id: str, *, instance_id: str | None = None, chunk_size: int = 1 << 20
     ) -> Iterator[tuple[str, Iterator[bytes]]]:
-        """Stream the result files of a SUCCEEDED execution: ``(file name, chunk iterator)`` per part.
-
-        Pre-signed URLs live 10 minutes. When one has expired before its first byte, the download
-        URLs are fetched again and the fresh URL **of the same object key** (URL path) is used,
-        whatever the order of the new list; a key the new list lacks is an error.
-        Consume each part's chunks before moving on to the next part.
-        """
-        urls = self.result_urls(execution_id, instance_id=instance_id)
-
-        def chunks(key: str) -> Iterator[bytes]:
-            try:
-                yield from self.iter_download(urls[key], chunk_size=chunk_size)
-            except AmcDownloadExpiredError:
-                fresh = self.result_urls(execution_id, instance_id=instance_id)
-                if key not in fresh:
-                    raise AmcResponseError(
-                        f"the refreshed downloadUrls of execution {execution_id} no longer list the "
-                        f"result file {key!r}"
-                    ) from None
-                self.log.info("Download URL of %s expired; using fresh URLs", key)
-                urls.update(fresh)
-                yield from self.iter_download(urls[key], chunk_size=chunk_size)
-
-        for index, key in enumerate(list(urls)):
-            yield part_name(urls[key], index), chunks(key)
+        """Stream the result files of a SUCCEEDED execution: ``(file name, chunk iterator)`` per
+        part; an expired URL is fetched again and matched by object key. Consume each part's chunks
+        before moving on to the next part."""
+        return self.client.iter_result_parts(execution_id, instance_id=instance_id, chunk_size=chunk_size)
 
     def get_csv_dialect(self, workflow_id: str | None, *, instance_id: str | None = None) -> CsvDialect:
         """The CSV characters (``Workflow.outputFormat``) the workflow's results are written with.

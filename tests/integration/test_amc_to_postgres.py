@@ -19,7 +19,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from amc_connections import PG_DSN, amc_connection
 from psycopg import sql
 
-from airflow_provider_amc.client import CreateExecutionRequest
+from airflow_provider_amc.client import (
+    AmcClient,
+    CreateExecutionRequest,
+)
 from airflow_provider_amc.emulator import defaults
 from airflow_provider_amc.emulator.testing import EmulatorServer
 from airflow_provider_amc.hooks.amc import AmcHook
@@ -232,14 +235,14 @@ def test_expired_download_urls_are_fetched_again(
     execution_id = finished_execution(amc, rows=1_000, parts=2)
     stale = AmcHook().get_download_urls(execution_id, instance_id=INSTANCE)
     amc.admin.advance(defaults.DOWNLOAD_URL_EXPIRES_SECONDS + 60)
-    real = AmcHook.get_download_urls
+    real = AmcClient.get_download_urls  # the client owns the refetch; the hook hands it through
     calls: list[str] = []
 
-    def first_stale(self: AmcHook, eid: str, *, instance_id: str | None = None) -> Any:
+    def first_stale(self: AmcClient, eid: str, *, instance_id: str | None = None) -> Any:
         calls.append(eid)
-        return stale if len(calls) == 1 else real(self, eid, instance_id=instance_id)
+        return stale if len(calls) == 1 else real.__get__(self, AmcClient)(eid, instance_id=instance_id)
 
-    monkeypatch.setattr(AmcHook, "get_download_urls", first_stale)
+    monkeypatch.setattr(AmcClient, "get_download_urls", first_stale)
     assert load(execution_id, table)["rows"] == 1_000
     assert len(calls) == 2  # the stale list, then one refetch shared by both parts
     assert amc.admin.count("GET", "^/downloads/") == 3  # one 403, then both parts
