@@ -58,14 +58,6 @@ class AmcTimeWindow:
     start: str | None = None
     end: str | None = None
 
-    def to_request_fields(self) -> dict[str, str]:
-        """The create-execution body fields: bounds only for ``EXPLICIT``."""
-        fields = {"timeWindowType": self.window_type, "timeWindowTimeZone": self.time_zone}
-        if self.window_type == EXPLICIT and self.start is not None and self.end is not None:
-            fields["timeWindowStart"] = self.start
-            fields["timeWindowEnd"] = self.end
-        return fields
-
     def as_dict(self) -> dict[str, str | None]:
         """Snake-case view, named like the execution-record columns (JSON-friendly for XCom)."""
         return {

@@ -39,12 +39,6 @@ def local_hours(window: AmcTimeWindow) -> float:
 def test_utc_day_from_data_interval() -> None:
     window = resolve_time_window(data_interval_start=utc(2024, 5, 1), data_interval_end=utc(2024, 5, 2))
     assert window == AmcTimeWindow("EXPLICIT", "UTC", "2024-05-01T00:00:00", "2024-05-02T00:00:00")
-    assert window.to_request_fields() == {
-        "timeWindowType": "EXPLICIT",
-        "timeWindowTimeZone": "UTC",
-        "timeWindowStart": "2024-05-01T00:00:00",
-        "timeWindowEnd": "2024-05-02T00:00:00",
-    }
 
 
 def test_spring_forward_week_in_los_angeles() -> None:
@@ -191,7 +185,6 @@ def test_relative_types_send_no_bounds(kind: str) -> None:
         data_interval_end=utc(2024, 1, 2),
     )
     assert window == AmcTimeWindow(kind, LA, None, None)
-    assert window.to_request_fields() == {"timeWindowType": kind, "timeWindowTimeZone": LA}
     assert window.as_dict() == {
         "time_window_type": kind,
         "time_window_time_zone": LA,
