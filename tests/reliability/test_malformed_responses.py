@@ -70,14 +70,15 @@ def test_download_403_gets_fresh_urls_once_then_clear_error(amc_env: EmulatorSer
     execution_id = submit(amc_env)
     finish_executions(amc_env)
     task = sensor(execution_id)
-    real_urls = task.hook.get_download_urls
+    client = task.hook.client  # the client owns the result-file rules (refetch of an expired URL)
+    real_urls = client.get_download_urls
 
     def tampered(*args: Any, **kwargs: Any) -> Any:
         urls = real_urls(*args, **kwargs)
         bad = [url.replace("X-Amz-Signature=", "X-Amz-Signature=00") for url in urls.download_urls]
         return urls.model_copy(update={"download_urls": bad})
 
-    task.hook.get_download_urls = tampered  # every URL the hook gets is refused with 403
+    client.get_download_urls = tampered  # type: ignore[method-assign]  # every URL is refused with 403
     with pytest.raises(AmcDownloadExpiredError, match="403"):
         within(30, lambda: task.poke(context()))
     refused = [entry for entry in log_entries(amc_env, "GET", DOWNLOAD_PATH) if entry["status"] == 403]
