@@ -55,6 +55,15 @@ def _lock(cur: Cursor[Any], key: str) -> None:
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 
 
+def _created_in_this_transaction(cur: Cursor[Any], regclass: str) -> bool:
+    """Whether the table's catalog row was written by this transaction (CREATE really created it)."""
+    cur.execute(
+        "SELECT xmin = xid(pg_current_xact_id()) FROM pg_class WHERE oid = to_regclass(%s)", (regclass,)
+    )
+    row = cur.fetchone()
+    return bool(row and row[0])
+
+
 def _existing_columns(cur: Cursor[Any], regclass: str) -> dict[str, tuple[str, str | None]] | None:
     """Column name -> (type, default expression) of an existing table, or ``None`` if it does not exist."""
     cur.execute("SELECT to_regclass(%s)::oid", (regclass,))
@@ -161,7 +170,14 @@ def ensure_table(
         existing = _existing_columns(cur, regclass)  # another load may have created it meanwhile
     if existing is None:
         cur.execute(create_table_sql(table, columns))
-        return True
+        if _created_in_this_transaction(cur, regclass):
+            return True
+        # Another load created it first: this session's catalog view was stale (a cached "no such
+        # relation"), and CREATE ... IF NOT EXISTS skipped. Check it like any existing table (and
+        # never COPY FREEZE into it: only a table created in this transaction may be frozen).
+        existing = _existing_columns(cur, regclass)
+        if existing is None:
+            raise ResultLoadError(f"table {'.'.join(table)} could neither be created nor found")
     name = ".".join(table)
     if EXECUTION_ID_COLUMN not in existing:
         raise ResultLoadError(

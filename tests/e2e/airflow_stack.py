@@ -586,6 +586,8 @@ class AirflowStack:
             with contextlib.suppress(ValueError):
                 record = json.loads(raw)
                 lines.append(str(record.get("event", record)) if isinstance(record, dict) else str(record))
+                if isinstance(record, dict) and record.get("error_detail"):  # a failed try's exception
+                    lines.append(json.dumps(record["error_detail"], default=str)[:3000])
         return "\n".join(lines)
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:

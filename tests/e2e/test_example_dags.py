@@ -325,9 +325,10 @@ def test_backfill_runs_one_execution_per_local_day(
         instances = airflow_stack.task_instances(DAILY_DAG, run_id)
         # Every task succeeded on its first try: a retry (the DAG allows 2) would hide a flaky
         # deferral round trip behind a 2-minute retry delay.
+        retried = [ti["task_id"] for ti in instances if ti["try_number"] != 1]
         assert {(ti["task_id"], ti["state"], ti["try_number"]) for ti in instances} == {
             (ti["task_id"], "success", 1) for ti in instances
-        }
+        }, {task: airflow_stack.task_log(DAILY_DAG, run_id, task, 1)[-4000:] for task in retried}
         assert airflow_stack.deferral_evidence(DAILY_DAG, run_id, WAIT).deferred
 
     calls = _backfill_window_calls(stack_emulator, backfill["since"])

@@ -292,3 +292,26 @@ def test_a_dropped_column_fails_unless_migrating(table: str) -> None:
 def test_bad_on_schema_change_is_named(table: str) -> None:
     with pytest.raises(ResultLoadError, match="allowed values are fail, migrate"):
         load(table, [("p.csv", b"term\nx\n")], on_schema_change="ignore")
+
+
+def test_a_table_another_load_created_meanwhile_is_loaded_without_freeze(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backfill days load at once: this session may still see "no such table" (a stale catalog view)
+    after another load created it; CREATE ... IF NOT EXISTS then skips and COPY FREEZE would fail
+    ("table was not created or truncated in the current subtransaction"). The load must notice it
+    did not create the table and load it as an existing one."""
+    from airflow_provider_amc.transfers import postgres_load
+
+    load(table, [("p0", b"term\nfirst\n")], execution_id="exec-0")  # the other load's table
+    real = postgres_load._existing_columns
+    calls: list[str] = []
+
+    def stale_view(cur: Any, regclass: str) -> Any:
+        calls.append(regclass)
+        return None if len(calls) <= 2 else real(cur, regclass)
+
+    monkeypatch.setattr(postgres_load, "_existing_columns", stale_view)
+    assert load(table, [("p0", b"term\nsecond\nthird\n")], execution_id="exec-1") == 2
+    assert sorted(rows_of(table, "term")) == [("first",), ("second",), ("third",)]
+    assert len(calls) == 3  # stale twice, then read after CREATE ... IF NOT EXISTS skipped
