@@ -27,6 +27,7 @@ from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amc.client import AmcApiError, AmcConfigError
+from airflow_provider_amc.lifecycle import amc_instant
 
 if TYPE_CHECKING:
     from airflow_provider_amc.hooks.amc import AmcHook
@@ -115,16 +116,6 @@ def _key(hook: AmcHook, instance_id: str) -> tuple[str, str]:
     return (hook.settings.api_base_url, instance_id)
 
 
-def _created_at(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def list_started(hook: AmcHook, instance_id: str, day_start: datetime) -> set[str]:
     """Ids of the ad-hoc executions the instance started since ``day_start`` (one list call)."""
     started = set()
@@ -133,7 +124,7 @@ def list_started(hook: AmcHook, instance_id: str, day_start: datetime) -> set[st
     ):
         if (execution.execution_category or "AD_HOC").upper() in _NOT_AD_HOC:
             continue
-        created = _created_at(execution.create_time)
+        created = amc_instant(execution.create_time)
         if created is not None and created < day_start:
             continue
         started.add(execution.workflow_execution_id)
