@@ -9,12 +9,11 @@ for, so they are never held back.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from airflow_provider_amc.client import AmcConfigError
-from airflow_provider_amc.time_window import EXPLICIT, AmcTimeWindow
+from airflow_provider_amc.time_window import EXPLICIT, AmcTimeWindow, local_instant
 
 
 def validate_min_data_age(value: Any) -> timedelta | None:
@@ -33,8 +32,7 @@ def window_end_utc(window: AmcTimeWindow) -> datetime | None:
     """The window's (exclusive) end as an aware UTC datetime; ``None`` for relative window types."""
     if window.window_type != EXPLICIT or not window.end:
         return None
-    local = datetime.fromisoformat(window.end).replace(tzinfo=ZoneInfo(window.time_zone))
-    return local.astimezone(UTC)
+    return local_instant(window.end, window.time_zone)
 
 
 def data_ready_at(window: AmcTimeWindow, min_data_age: timedelta | None) -> datetime | None:

@@ -32,6 +32,7 @@ from airflow_provider_amc.client.models import (
     CreateExecutionRequest,
     WorkflowExecution,
 )
+from airflow_provider_amc.time_window import local_instant
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def utc_text(moment: datetime) -> str:
 
 def local_to_utc(local: str, time_zone: str) -> str:
     """An AMC local wall time (``YYYY-MM-DDTHH:MM:SS``) in ``time_zone`` as a UTC instant text."""
-    return utc_text(datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(time_zone)))
+    return utc_text(local_instant(local, time_zone))
 
 
 def same_zone(first: str | None, second: str | None) -> bool:

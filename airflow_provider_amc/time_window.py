@@ -244,6 +244,11 @@ def resolve_time_window(
     return AmcTimeWindow(EXPLICIT, zone_name, *default_window(zone, days, now))
 
 
+def local_instant(local: str, time_zone: str) -> datetime:
+    """An AMC local wall time (``YYYY-MM-DDTHH:MM:SS``) in ``time_zone`` as an aware UTC datetime."""
+    return datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(time_zone)).astimezone(UTC)
+
+
 def _as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -253,5 +258,6 @@ __all__ = [
     "AmcTimeWindow",
     "AmcTimeWindowError",
     "default_window",
+    "local_instant",
     "resolve_time_window",
 ]

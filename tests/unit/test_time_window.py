@@ -15,6 +15,7 @@ from airflow_provider_amc.time_window import (
     TIME_WINDOW_TYPES,
     AmcTimeWindow,
     AmcTimeWindowError,
+    local_instant,
     resolve_time_window,
 )
 
@@ -268,3 +269,18 @@ def test_property_interval_round_trips(start: datetime, length: timedelta, zone_
     assert window.start < window.end
     assert datetime.fromisoformat(window.start).replace(tzinfo=zone) == start
     assert datetime.fromisoformat(window.end).replace(tzinfo=zone) == end
+
+
+@pytest.mark.parametrize(
+    ("local", "zone", "expected"),
+    [
+        ("2026-03-08T00:00:00", "America/New_York", datetime(2026, 3, 8, 5, tzinfo=UTC)),  # EST
+        ("2026-03-09T00:00:00", "America/New_York", datetime(2026, 3, 9, 4, tzinfo=UTC)),  # EDT
+        ("2026-07-01T00:00:00", "Europe/Berlin", datetime(2026, 6, 30, 22, tzinfo=UTC)),
+        ("2026-07-01T00:00:00", "UTC", datetime(2026, 7, 1, tzinfo=UTC)),
+    ],
+)
+def test_local_instant_reads_an_amc_wall_time_in_its_zone(local: str, zone: str, expected: datetime) -> None:
+    instant = local_instant(local, zone)
+    assert instant == expected
+    assert instant.utcoffset() == timedelta(0)  # aware and in UTC, as data_lag and lifecycle need
