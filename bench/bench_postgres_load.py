@@ -6,8 +6,8 @@ path: parse with the result reader, verify the counts, ``COPY`` re-quoted values
 table (created in the load's transaction: ``COPY ... FREEZE``, index built after) and once again
 into the existing table (DELETE of the execution's rows + COPY). Comparison:
 ``PostgresHook.insert_rows`` (defaults) of the same rows parsed with ``csv.reader`` into an
-identical table (same columns, same index on ``amc_execution_id``; a constant default instead of
-the ``current_setting`` one).
+identical table (same columns, same index on ``(amc_execution_id, amc_instance_id)``; constant
+defaults instead of the ``current_setting`` ones).
 Database ``test`` on 127.0.0.1:5432.
 Usage::
 
@@ -78,7 +78,12 @@ def load_ours(data: bytes, output_columns: list[dict[str, str]]) -> tuple[float,
     with psycopg.connect(DSN) as conn:
         start = time.perf_counter()
         loaded = load_execution(
-            conn, ("public", OURS), columns, "bench-execution", [("part-00000.csv", chunks(data))]
+            conn,
+            ("public", OURS),
+            columns,
+            "bench-execution",
+            [("part-00000.csv", chunks(data))],
+            instance_id="bench-instance",
         )
         return time.perf_counter() - start, loaded
 
@@ -88,12 +93,17 @@ def load_insert_rows(data: bytes, output_columns: list[dict[str, str]]) -> tuple
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     from airflow_provider_amc.transfers.postgres_load import create_table_sql
-    from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, table_columns
+    from airflow_provider_amc.transfers.postgres_types import (
+        EXECUTION_ID_COLUMN,
+        INSTANCE_ID_COLUMN,
+        table_columns,
+    )
 
-    with psycopg.connect(DSN, autocommit=True) as conn:  # the same table, a constant execution id
+    with psycopg.connect(DSN, autocommit=True) as conn:  # the same table, constant provider columns
         conn.execute(create_table_sql(("public", THEIRS), table_columns(output_columns)))
         conn.execute(f"ALTER TABLE {THEIRS} ALTER COLUMN {EXECUTION_ID_COLUMN} SET DEFAULT 'bench-execution'")
-        conn.execute(f"CREATE INDEX ON {THEIRS} ({EXECUTION_ID_COLUMN})")  # as ensure_table does
+        conn.execute(f"ALTER TABLE {THEIRS} ALTER COLUMN {INSTANCE_ID_COLUMN} SET DEFAULT 'bench-instance'")
+        conn.execute(f"CREATE INDEX ON {THEIRS} ({EXECUTION_ID_COLUMN}, {INSTANCE_ID_COLUMN})")  # as ours
     reader = csv.reader(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline=""))
     fields = next(reader)
     rows = ([value if value != "" else None for value in row] for row in reader)

@@ -37,8 +37,13 @@ from airflow_provider_amc.results import (
     read_manifest,
     storage_path,
 )
-from airflow_provider_amc.transfers.postgres_load import ON_SCHEMA_CHANGE, ResultLoadError, load_execution
-from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, table_columns
+from airflow_provider_amc.transfers.postgres_load import (
+    ON_SCHEMA_CHANGE,
+    ResultLoadError,
+    instance_rows_sql,
+    load_execution,
+)
+from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, PROVIDER_COLUMNS, table_columns
 from airflow_provider_amc.validation import validate_identifier
 
 if TYPE_CHECKING:
@@ -71,8 +76,9 @@ def replace_plan(
     identity: RequestIdentity,
 ) -> Callable[[Cursor[Any]], list[str]]:
     """The load's replace decision, run under its lock: the executions recorded with the same
-    request key that AMC created before this one (their rows go); a newer one whose rows are in
-    ``table`` already refuses the load (:class:`NewerExecutionLoaded`). Newest = AMC's createTime."""
+    request key (so of the same instance) that AMC created before this one (their rows go); a
+    newer one whose rows of this instance are in ``table`` already refuses the load
+    (:class:`NewerExecutionLoaded`). Newest = AMC's createTime."""
     from psycopg import sql
 
     execution_id = execution.workflow_execution_id
@@ -84,10 +90,13 @@ def replace_plan(
         newer = [other for other, when in others if created and when and when > created]
         if newer:
             cur.execute(
-                sql.SQL("SELECT DISTINCT amc_execution_id FROM {} WHERE amc_execution_id = ANY(%s)").format(
-                    sql.Identifier(*table)
+                sql.SQL("SELECT DISTINCT {} FROM {} WHERE {} = ANY(%s) AND {}").format(
+                    sql.Identifier(EXECUTION_ID_COLUMN),
+                    sql.Identifier(*table),
+                    sql.Identifier(EXECUTION_ID_COLUMN),
+                    instance_rows_sql(),
                 ),
-                (newer,),
+                (newer, identity.instance_id),
             )
             loaded = sorted(str(row[0]) for row in cur.fetchall())
             if loaded:
@@ -165,8 +174,9 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     Columns and types come from the execution's ``outputColumns`` (DECIMAL -> ``numeric(p,s)``,
     LONG -> ``bigint``, INTEGER -> ``integer``, DOUBLE -> ``double precision``, DATE -> ``date``,
     TIMESTAMP -> ``timestamp``, BOOLEAN -> ``boolean``, STRING and anything else -> ``text``), plus
-    ``amc_execution_id``. The table is created if missing. Loads are idempotent per execution: in
-    one transaction the execution's rows are deleted and its files copied, so re-running the task
+    ``amc_execution_id`` and ``amc_instance_id`` (the execution and the AMC instance each row came
+    from). The table is created if missing. Loads are idempotent per execution: in one transaction
+    the execution's rows (of its instance) are deleted and its files copied, so re-running the task
     replaces them. CSV (each part with its header) and Parquet files are read in constant memory.
 
     Exactly the records AMC produced, or nothing: every part is parsed by the same reader that
@@ -177,9 +187,11 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     Across executions, a load replaces only the rows of older executions of the same request
     (``lifecycle.RequestIdentity``: instance, workflow, the window as UTC instants, parameter
     values, output format), never another parameter set's, and loads of one request serialise on
-    a lock on that key. Newest wins by AMC's creation time: loading an older execution after a
-    newer one's rows are in fails (``on_newer_loaded="fail"``) or is skipped with a log line
-    (``"skip"``).
+    a lock on that key. The instance is part of the request, and every delete is scoped to it: two
+    instances' executions of the same workflow and window never replace each other's rows, so one
+    table can collect a fan-out over instances. Newest wins by AMC's creation time: loading an
+    older execution after a newer one's rows are in fails (``on_newer_loaded="fail"``) or is
+    skipped with a log line (``"skip"``).
 
     :param execution_id: the AMC execution (templated; e.g. ``submit.output``).
     :param table: target table, ``name`` or ``schema.name`` (templated).
@@ -202,7 +214,9 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     :param on_schema_change: what to do when the existing table's columns do not match the
         execution's ``outputColumns`` in a way that could lose data (narrower numeric, timestamp into
         date, a column added or dropped): ``"fail"`` (default; the message names the columns) or
-        ``"migrate"`` (alter the table). Lossless widenings are applied either way and logged.
+        ``"migrate"`` (alter the table). Lossless widenings are applied either way and logged. A
+        table created before ``amc_instance_id`` existed counts as a change too: ``"migrate"``
+        adds the column (NULL for the rows already there, which keep matching by execution id).
     """
 
     template_fields: Sequence[str] = (
@@ -333,6 +347,7 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
                     parts,
                     replaces=self._logged(plan) if plan else (),
                     lock_key=f"request:{identity.key}",
+                    instance_id=instance_id,
                     dialect=dialect,
                     expected_rows=expected_rows,
                     expected_total=self.recorded_row_count(execution_id),
@@ -375,7 +390,7 @@ class AmcToPostgresOperator(AmcLineageMixin, BaseOperator):
     ) -> ExecutionLineage:
         """Input: the execution's S3 result location (when AMC has one); output: the loaded table."""
         named = s3_dataset_name(output_s3_uri)
-        schema = [LineageColumn(EXECUTION_ID_COLUMN, "text")]
+        schema = [LineageColumn(name, "text") for name in PROVIDER_COLUMNS]
         schema += [LineageColumn(column.name, column.pg_type) for column in columns]
         return ExecutionLineage(
             execution_id=execution_id,

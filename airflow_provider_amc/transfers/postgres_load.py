@@ -2,8 +2,8 @@
 
 One transaction per load: create the table if missing (or check its columns against the
 execution's ``outputColumns``: see :func:`ensure_table`), take a per-(table, execution) advisory
-lock, delete that execution's rows (and those of the executions it replaces), then ``COPY`` every
-part. Any error rolls the whole transaction back: the table keeps its previous rows.
+lock, delete that execution's rows (and those of the executions it replaces) of its AMC instance,
+then ``COPY`` every part. Any error rolls the whole transaction back: the table keeps its previous rows.
 
 Every part is decoded by :mod:`airflow_provider_amc.result_reader` (the reader the sensor counts
 with): CSV is parsed into text columns (unquoted empty = NULL, quoted empty = empty string) and
@@ -12,10 +12,14 @@ mistaken for framing (``\\.``, a BOM, a blank line, embedded quotes, CR or newli
 never forwarded. Each part is verified: records parsed == records counted by the fast counter ==
 rows ``COPY`` reports (== the row count saved in the manifest, when loading saved files).
 
-Every row gets the execution id in the ``amc_execution_id`` column without touching the data:
-the column's default is ``current_setting('airflow_provider_amc.execution_id')``, set with
-``set_config(..., is_local => true)`` for the load's transaction only. A table created by the load
-is filled with ``COPY ... FREEZE`` and indexed after the copy.
+Every row gets the execution id in the ``amc_execution_id`` column and the AMC instance in the
+``amc_instance_id`` column without touching the data: each column's default is
+``current_setting('airflow_provider_amc.execution_id')`` (``….instance_id``), set with
+``set_config(..., is_local => true)`` for the load's transaction only. Deletes are scoped to the
+load's instance: AMC addresses an execution by (instance, execution id), so two instances' rows
+never replace each other. Rows of a table migrated from a version without ``amc_instance_id``
+have no instance (NULL): they are matched by execution id alone, as they were when loaded. A
+table created by the load is filled with ``COPY ... FREEZE`` and indexed after the copy.
 """
 
 from __future__ import annotations
@@ -29,16 +33,23 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from airflow_provider_amc.result_reader import CsvDialect, ResultReadError, read_part
-from airflow_provider_amc.transfers.postgres_types import EXECUTION_ID_COLUMN, TableColumn, holds
+from airflow_provider_amc.transfers.postgres_types import (
+    EXECUTION_ID_COLUMN,
+    INSTANCE_ID_COLUMN,
+    PROVIDER_COLUMNS,
+    TableColumn,
+    holds,
+)
 
 if TYPE_CHECKING:
     from psycopg import Connection, Cursor
 
 log = logging.getLogger(__name__)
 
-#: The transaction-local setting that the ``amc_execution_id`` column defaults to.
+#: The transaction-local settings that the provider's columns default to.
 EXECUTION_ID_SETTING: Final = "airflow_provider_amc.execution_id"
-EXECUTION_ID_DEFAULT: Final = sql.SQL("current_setting({})").format(sql.Literal(EXECUTION_ID_SETTING))
+INSTANCE_ID_SETTING: Final = "airflow_provider_amc.instance_id"
+COLUMN_SETTINGS: Final = {EXECUTION_ID_COLUMN: EXECUTION_ID_SETTING, INSTANCE_ID_COLUMN: INSTANCE_ID_SETTING}
 ON_SCHEMA_CHANGE: Final = ("fail", "migrate")
 
 
@@ -49,6 +60,13 @@ class ResultLoadError(ValueError):
 # ---- the table ----------------------------------------------------------------------------------
 def _qualified(table: Sequence[str]) -> sql.Identifier:
     return sql.Identifier(*table)
+
+
+def instance_rows_sql() -> sql.Composed:
+    """``WHERE`` condition: the rows of instance ``%s`` (and rows loaded before the instance column
+    existed, which have none: they were loaded by execution id alone)."""
+    column = sql.Identifier(INSTANCE_ID_COLUMN)
+    return sql.SQL("({column} = %s OR {column} IS NULL)").format(column=column)
 
 
 def _lock(cur: Cursor[Any], key: str) -> None:
@@ -79,11 +97,18 @@ def _existing_columns(cur: Cursor[Any], regclass: str) -> dict[str, tuple[str, s
     return {str(name): (str(kind), default) for name, kind, default in cur.fetchall()}
 
 
+def _setting_default(column: str) -> sql.Composed:
+    """A provider column's default: its transaction-local setting."""
+    return sql.SQL("current_setting({})").format(sql.Literal(COLUMN_SETTINGS[column]))
+
+
 def create_table_sql(table: Sequence[str], columns: Sequence[TableColumn]) -> sql.Composed:
-    """``CREATE TABLE`` with ``amc_execution_id`` first, then the data columns (types are constants)."""
+    """``CREATE TABLE`` with ``amc_execution_id`` and ``amc_instance_id`` first, then the data
+    columns (types are constants)."""
     definitions = [
-        sql.SQL("{} text NOT NULL DEFAULT {}").format(
-            sql.Identifier(EXECUTION_ID_COLUMN), EXECUTION_ID_DEFAULT
+        *(
+            sql.SQL("{} text NOT NULL DEFAULT {}").format(sql.Identifier(name), _setting_default(name))
+            for name in PROVIDER_COLUMNS
         ),
         *(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in columns),
     ]
@@ -93,7 +118,9 @@ def create_table_sql(table: Sequence[str], columns: Sequence[TableColumn]) -> sq
 
 
 def _index_sql(table: Sequence[str]) -> sql.Composed:
-    return sql.SQL("CREATE INDEX ON {} ({})").format(_qualified(table), sql.Identifier(EXECUTION_ID_COLUMN))
+    return sql.SQL("CREATE INDEX ON {} ({}, {})").format(
+        _qualified(table), sql.Identifier(EXECUTION_ID_COLUMN), sql.Identifier(INSTANCE_ID_COLUMN)
+    )
 
 
 def schema_changes(
@@ -121,7 +148,7 @@ def schema_changes(
                 "(loading would lose precision or data)"
             )
     for name, (kind, _) in existing.items():
-        if name != EXECUTION_ID_COLUMN and name not in declared:
+        if name not in PROVIDER_COLUMNS and name not in declared:
             refused.append(f"{name!r} ({kind}) is in the table but not in the execution's outputColumns")
     return logged, widen, refused
 
@@ -184,6 +211,11 @@ def ensure_table(
             f"table {name} exists but lacks column {EXECUTION_ID_COLUMN!r}: drop it or add it"
         )
     logged, widen, refused = schema_changes(existing, columns)
+    if INSTANCE_ID_COLUMN not in existing:  # a table loaded by a version without the column
+        refused.append(
+            f"{INSTANCE_ID_COLUMN!r} (the AMC instance of each row) is not in the table; migrating "
+            "adds it, NULL for the rows already there"
+        )
     actions: list[sql.Composable] = list(widen)
     if refused:
         if on_schema_change != "migrate":
@@ -193,12 +225,15 @@ def ensure_table(
             )
         actions = migration_sql(existing, columns)
         logged = [f"migrating table {name}: {'; '.join(refused)}"]
-    if EXECUTION_ID_SETTING not in (existing[EXECUTION_ID_COLUMN][1] or ""):
-        actions.append(
-            sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(
-                sql.Identifier(EXECUTION_ID_COLUMN), EXECUTION_ID_DEFAULT
+    for column in PROVIDER_COLUMNS:
+        if column not in existing:  # no default in ADD COLUMN: the rows already there stay NULL
+            actions.append(sql.SQL("ADD COLUMN {} text").format(sql.Identifier(column)))
+        if COLUMN_SETTINGS[column] not in (existing.get(column, ("", None))[1] or ""):
+            actions.append(
+                sql.SQL("ALTER COLUMN {} SET DEFAULT {}").format(
+                    sql.Identifier(column), _setting_default(column)
+                )
             )
-        )
     for line in logged:
         log.info("Table %s: %s", name, line)
     if actions:
@@ -273,19 +308,23 @@ def load_execution(
     replaces: Sequence[str] | Callable[[Cursor[Any]], Sequence[str]] = (),
     lock_key: str | None = None,
     *,
+    instance_id: str,
     dialect: CsvDialect | None = None,
     expected_rows: Mapping[str, int] | None = None,
     expected_total: int | None = None,
     on_schema_change: str = "fail",
 ) -> int:
-    """Replace ``execution_id``'s rows in ``table`` by the rows of ``parts``, in one transaction.
+    """Replace the rows of ``execution_id`` in AMC instance ``instance_id`` in ``table`` by the
+    rows of ``parts``, in one transaction.
 
     Loads with the same ``lock_key`` (the request key: every execution of one request) serialise
     on a transaction-scoped advisory lock; without one, loads of the same execution do. Rows of
-    the executions in ``replaces`` (older executions of the same request) are deleted in the same
-    transaction; a callable is asked under the lock, with the load's cursor, and may raise to
-    refuse the load. ``expected_rows`` (file name -> rows) and ``expected_total`` are what was
-    recorded when the result was measured; any disagreement fails the load and commits nothing.
+    the executions in ``replaces`` (older executions of the same request, so of the same
+    instance) are deleted in the same transaction; a callable is asked under the lock, with the
+    load's cursor, and may raise to refuse the load. Every delete is scoped to ``instance_id``
+    (rows without an instance, from before the column existed, match by execution id alone).
+    ``expected_rows`` (file name -> rows) and ``expected_total`` are what was recorded when the
+    result was measured; any disagreement fails the load and commits nothing.
     Returns the number of rows loaded. ``conn`` must be idle.
     """
     conn.autocommit = True  # explicit transaction below, committed or rolled back as one
@@ -293,15 +332,19 @@ def load_execution(
     with conn.transaction(), conn.cursor() as cur:
         created = ensure_table(cur, table, columns, on_schema_change)
         regclass = _qualified(table).as_string(cur)
-        _lock(cur, f"airflow_provider_amc:load:{regclass}:{lock_key or execution_id}")
+        own = f"{instance_id}:{execution_id}"
+        _lock(cur, f"airflow_provider_amc:load:{regclass}:{lock_key or own}")
         older = replaces(cur) if callable(replaces) else replaces
-        cur.execute("SELECT set_config(%s, %s, true)", (EXECUTION_ID_SETTING, execution_id))
+        cur.execute(
+            "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
+            (EXECUTION_ID_SETTING, execution_id, INSTANCE_ID_SETTING, instance_id),
+        )
         if not created:
             cur.execute(
-                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(
-                    _qualified(table), sql.Identifier(EXECUTION_ID_COLUMN)
+                sql.SQL("DELETE FROM {} WHERE {} = ANY(%s) AND {}").format(
+                    _qualified(table), sql.Identifier(EXECUTION_ID_COLUMN), instance_rows_sql()
                 ),
-                ([execution_id, *older],),
+                ([execution_id, *older], instance_id),
             )
         total = 0
         for name, chunks in parts:
@@ -331,11 +374,13 @@ def load_execution(
 
 __all__ = [
     "EXECUTION_ID_SETTING",
+    "INSTANCE_ID_SETTING",
     "ON_SCHEMA_CHANGE",
     "ResultLoadError",
     "copy_part",
     "create_table_sql",
     "ensure_table",
+    "instance_rows_sql",
     "load_execution",
     "migration_sql",
     "schema_changes",

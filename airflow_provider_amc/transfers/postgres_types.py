@@ -15,6 +15,10 @@ from airflow_provider_amc.client import OutputColumn
 
 #: The column added to every loaded table: the execution the row came from.
 EXECUTION_ID_COLUMN: Final = "amc_execution_id"
+#: The column added to every loaded table: the AMC instance that ran that execution.
+INSTANCE_ID_COLUMN: Final = "amc_instance_id"
+#: The provider's own columns, first in every loaded table; no output column may take their names.
+PROVIDER_COLUMNS: Final = (EXECUTION_ID_COLUMN, INSTANCE_ID_COLUMN)
 #: Postgres truncates longer identifiers silently, which could merge two columns.
 MAX_IDENTIFIER_BYTES: Final = 63
 #: Postgres ``numeric`` limits for a declared precision and scale.
@@ -71,8 +75,11 @@ def _checked_name(index: int, name: Any) -> str:
             f"outputColumns[{index}].name {name!r} is longer than Postgres' {MAX_IDENTIFIER_BYTES}-byte "
             "identifier limit"
         )
-    if name == EXECUTION_ID_COLUMN:
-        raise ValueError(f"outputColumns[{index}].name {name!r} is reserved for the loaded execution's id")
+    if name in PROVIDER_COLUMNS:
+        raise ValueError(
+            f"outputColumns[{index}].name {name!r} is reserved (the provider's columns are "
+            f"{', '.join(PROVIDER_COLUMNS)})"
+        )
     return name
 
 
@@ -148,6 +155,8 @@ def holds(container: str, value: str) -> bool:
 
 __all__ = [
     "EXECUTION_ID_COLUMN",
+    "INSTANCE_ID_COLUMN",
+    "PROVIDER_COLUMNS",
     "SIMPLE_TYPES",
     "TableColumn",
     "holds",

@@ -56,8 +56,10 @@ def table() -> Iterator[str]:
     query(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def finished_execution(server: EmulatorServer, *, rows: int, parts: int, output_format: str = "CSV") -> str:
-    """A SUCCEEDED execution of the demo workflow with a scripted result size."""
+def finished_execution(
+    server: EmulatorServer, *, rows: int, parts: int, output_format: str = "CSV", instance: str = INSTANCE
+) -> str:
+    """A SUCCEEDED execution of the demo workflow with a scripted result size (in ``instance``)."""
     server.admin.script(WORKFLOW, rows=rows, parts=parts, pending_seconds=0, running_seconds=1)
     request = CreateExecutionRequest(
         workflow_id=WORKFLOW,
@@ -67,9 +69,9 @@ def finished_execution(server: EmulatorServer, *, rows: int, parts: int, output_
         output_format=output_format,
     )
     hook = AmcHook()
-    execution_id = hook.create_execution(request, instance_id=INSTANCE).workflow_execution_id
+    execution_id = hook.create_execution(request, instance_id=instance).workflow_execution_id
     server.admin.advance(10)
-    assert hook.get_execution(execution_id, instance_id=INSTANCE).status == "SUCCEEDED"
+    assert hook.get_execution(execution_id, instance_id=instance).status == "SUCCEEDED"
     return execution_id
 
 
@@ -152,11 +154,21 @@ def test_multi_part_csv_lands_typed_and_exact_and_reloads_idempotently(
     assert load(execution_id, table) == {"table": table, "execution_id": execution_id, "rows": 100_000}
 
     types = column_types(table)
-    assert list(types) == ["amc_execution_id", "campaign", "event_date", "impressions", "spend", "last_seen"]
+    assert list(types) == [
+        "amc_execution_id",
+        "amc_instance_id",
+        "campaign",
+        "event_date",
+        "impressions",
+        "spend",
+        "last_seen",
+    ]
     assert types["spend"] == ("numeric", 38, 2)
     assert types["impressions"][0] == "bigint"
     assert (types["event_date"][0], types["last_seen"][0]) == ("date", "timestamp without time zone")
-    assert types["campaign"][0] == types["amc_execution_id"][0] == "text"
+    assert types["campaign"][0] == types["amc_execution_id"][0] == types["amc_instance_id"][0] == "text"
+    filled = query(sql.SQL("SELECT DISTINCT amc_instance_id FROM {}").format(sql.Identifier(table)))
+    assert filled == [(INSTANCE,)]
 
     expected = expected_from_csv(execution_id)
     actual = facts_in(table, execution_id)
@@ -270,22 +282,22 @@ def executions_table() -> Iterator[str]:
     query(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
-def record_window(executions_table: str, execution_id: str) -> None:
+def record_window(executions_table: str, execution_id: str, instance: str = INSTANCE) -> None:
     """The row the create operator writes: request key and AMC's creation time included."""
     from airflow_provider_amc.lifecycle import amc_instant, executed_identity
     from airflow_provider_amc.records import ExecutionRecords
 
-    execution = AmcHook().get_execution(execution_id, instance_id=INSTANCE)
+    execution = AmcHook().get_execution(execution_id, instance_id=instance)
     ExecutionRecords(PG_CONN_ID, executions_table).upsert(
         execution_id,
-        instance_id=INSTANCE,
+        instance_id=instance,
         workflow_id=WORKFLOW,
         status="completed",
         time_window_start="2026-01-01T00:00:00",
         time_window_end="2026-01-02T00:00:00",
         time_window_time_zone="UTC",
         output_format="CSV",
-        request_key=executed_identity(INSTANCE, execution, "CSV").key,
+        request_key=executed_identity(instance, execution, "CSV").key,
         amc_created_at=amc_instant(execution.create_time),
     )
 
@@ -309,6 +321,45 @@ def test_rerun_of_a_window_replaces_the_earlier_executions_rows(
     load(second, table, executions_table=executions_table, replace_same_window=replace)
     expected = {second: 200} if replace else {first: 300, second: 200}
     assert rows_by_execution(table) == expected
+
+
+def rows_by_instance(table: str) -> dict[tuple[str, str], int]:
+    found = query(
+        sql.SQL("SELECT amc_instance_id, amc_execution_id, count(*) FROM {} GROUP BY 1, 2").format(
+            sql.Identifier(table)
+        )
+    )
+    return {(instance, execution_id): count for instance, execution_id, count in found}
+
+
+def test_two_instances_runs_of_the_same_window_never_replace_each_others_rows(
+    amc: EmulatorServer, table: str, executions_table: str
+) -> None:
+    """A fan-out: the same workflow and window in two instances, loaded into one table."""
+    other = defaults.SECOND_INSTANCE_ID
+    first = finished_execution(amc, rows=30, parts=1)
+    record_window(executions_table, first)
+    load(first, table, executions_table=executions_table)
+    second = finished_execution(amc, rows=20, parts=2, instance=other)  # created later: "newer"
+    record_window(executions_table, second, other)
+    load(second, table, executions_table=executions_table, instance_id=other)
+    assert rows_by_instance(table) == {(INSTANCE, first): 30, (other, second): 20}
+    # Two requests: the execution table's request key has the instance in it.
+    keys = query(
+        sql.SQL("SELECT DISTINCT request_key FROM {} WHERE execution_id = ANY(%s)").format(
+            sql.Identifier(executions_table)
+        ),
+        ([first, second],),
+    )
+    assert len(keys) == 2, keys
+
+    # The first instance's re-run replaces its own earlier rows only; loading the second
+    # instance's (now older) execution again is not refused as stale.
+    rerun = finished_execution(amc, rows=10, parts=1)
+    record_window(executions_table, rerun)
+    load(rerun, table, executions_table=executions_table)
+    assert load(second, table, executions_table=executions_table, instance_id=other)["rows"] == 20
+    assert rows_by_instance(table) == {(INSTANCE, rerun): 10, (other, second): 20}
 
 
 def test_no_execution_table_loads_per_execution_only(amc: EmulatorServer, table: str) -> None:

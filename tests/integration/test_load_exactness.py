@@ -29,6 +29,7 @@ from airflow_provider_amc.transfers.postgres_types import TableColumn
 
 pytestmark = pytest.mark.integration
 TEXT = [TableColumn("term", "text")]
+INSTANCE = "amcdemo0001"
 TWO = [TableColumn("term", "text"), TableColumn("n", "bigint")]
 
 
@@ -50,12 +51,15 @@ def load(
     parts: Sequence[tuple[str, bytes]],
     columns: Sequence[TableColumn] = TEXT,
     execution_id: str = "exec-1",
+    instance_id: str = INSTANCE,
     **kwargs: Any,
 ) -> int:
     """Load ``parts`` (each cut into 3-byte chunks: every boundary is crossed) into ``table``."""
     chunked = [(name, [data[i : i + 3] for i in range(0, len(data), 3)]) for name, data in parts]
     with psycopg.connect(PG_DSN) as conn:
-        return load_execution(conn, (table,), columns, execution_id, chunked, **kwargs)
+        return load_execution(
+            conn, (table,), columns, execution_id, chunked, instance_id=instance_id, **kwargs
+        )
 
 
 def rows_of(table: str, *columns: str) -> list[tuple[Any, ...]]:
@@ -181,6 +185,7 @@ def load_saved(table: str, output_path: Path, execution_id: str, columns: Sequen
             columns,
             execution_id,
             saved.parts(),
+            instance_id=INSTANCE,
             dialect=saved.dialect,
             expected_rows=saved.expected_rows,
             expected_total=saved.row_count,
@@ -315,3 +320,48 @@ def test_a_table_another_load_created_meanwhile_is_loaded_without_freeze(
     assert load(table, [("p0", b"term\nsecond\nthird\n")], execution_id="exec-1") == 2
     assert sorted(rows_of(table, "term")) == [("first",), ("second",), ("third",)]
     assert len(calls) == 3  # stale twice, then read after CREATE ... IF NOT EXISTS skipped
+
+
+# ---- the instance column (fan-out over instances into one table) ----------------------------------
+def rows_by_instance(table: str) -> dict[tuple[str | None, str], list[str]]:
+    found: dict[tuple[str | None, str], list[str]] = {}
+    for instance, execution_id, term in rows_of(table, "amc_instance_id", "amc_execution_id", "term"):
+        found.setdefault((instance, execution_id), []).append(term)
+    return found
+
+
+def test_the_same_execution_id_in_two_instances_never_replaces_the_others_rows(table: str) -> None:
+    """AMC addresses an execution by (instance, id): a reload is scoped to its own instance."""
+    load(table, [("p.csv", b"term\na1\na2\n")], execution_id="e1", instance_id="amcone")
+    load(table, [("p.csv", b"term\nb1\n")], execution_id="e1", instance_id="amctwo")
+    load(table, [("p.csv", b"term\na3\n")], execution_id="e1", instance_id="amcone")  # re-run in one
+    assert rows_by_instance(table) == {("amcone", "e1"): ["a3"], ("amctwo", "e1"): ["b1"]}
+
+
+def legacy_table(table: str) -> None:
+    """A results table as versions without ``amc_instance_id`` created it, with one execution's rows."""
+    query(
+        sql.SQL(
+            "CREATE TABLE {} (amc_execution_id text NOT NULL "
+            "DEFAULT current_setting('airflow_provider_amc.execution_id'), term text)"
+        ).format(sql.Identifier(table))
+    )
+    query(sql.SQL("INSERT INTO {} VALUES ('old', 'x'), ('old', 'y')").format(sql.Identifier(table)))
+
+
+def test_a_table_without_the_instance_column_fails_naming_it(table: str) -> None:
+    legacy_table(table)
+    with pytest.raises(ResultLoadError) as failure:
+        load(table, [("p.csv", b"term\nz\n")], execution_id="new")
+    assert "'amc_instance_id'" in str(failure.value)
+    assert 'on_schema_change="migrate"' in str(failure.value)
+    assert rows_of(table, "amc_execution_id", "term") == [("old", "x"), ("old", "y")]  # untouched
+
+
+def test_migrate_adds_the_instance_column_and_old_rows_keep_matching_by_execution(table: str) -> None:
+    legacy_table(table)
+    assert load(table, [("p.csv", b"term\nz\n")], execution_id="new", on_schema_change="migrate") == 1
+    assert rows_by_instance(table) == {(None, "old"): ["x", "y"], (INSTANCE, "new"): ["z"]}
+    # Reloading the old execution replaces its instance-less rows: no second copy.
+    assert load(table, [("p.csv", b"term\nx\n")], execution_id="old") == 1
+    assert rows_by_instance(table) == {(INSTANCE, "old"): ["x"], (INSTANCE, "new"): ["z"]}

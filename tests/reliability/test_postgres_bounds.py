@@ -45,9 +45,10 @@ def locked_table() -> Iterator[str]:
         ExecutionRecords(postgres_conn_id="unused", table=name)  # the name is valid for records
         with psycopg.connect(PG_TEST_DSN, autocommit=True) as setup:
             setup.execute(
-                sql.SQL("CREATE TABLE {} (execution_id text, amc_execution_id text, x bigint)").format(
-                    sql.Identifier(name)
-                )
+                sql.SQL(
+                    "CREATE TABLE {} "
+                    "(execution_id text, amc_execution_id text, amc_instance_id text, x bigint)"
+                ).format(sql.Identifier(name))
             )
         holder.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(name)))
         yield name
@@ -94,7 +95,12 @@ def test_result_load_on_a_locked_table_ends_with_a_lock_timeout(
     def load() -> int:
         with closing(bounded_hook(CONN_ID).get_conn()) as conn:  # what AmcToPostgresOperator opens
             return load_execution(
-                conn, ("public", locked_table), columns, "e-1", [("p.csv", [b"execution_id,x\ne,1\n"])]
+                conn,
+                ("public", locked_table),
+                columns,
+                "e-1",
+                [("p.csv", [b"execution_id,x\ne,1\n"])],
+                instance_id="amcdemo0001",
             )
 
     with pytest.raises(psycopg.errors.LockNotAvailable, match="lock timeout"):

@@ -50,6 +50,10 @@ def test_table_columns_keeps_order() -> None:
         ([], "no outputColumns"),
         ([{"name": "x"}, {"name": "x"}], r"outputColumns\[1\].name 'x' appears twice"),
         ([{"name": "amc_execution_id"}], "reserved"),
+        (
+            [{"name": "x"}, {"name": "amc_instance_id"}],
+            r"outputColumns\[1\].name 'amc_instance_id' is reserved",
+        ),
         ([{"name": "n" * 64}], "63-byte"),
         ([{"name": ""}], "non-empty"),
     ],
