@@ -11,10 +11,14 @@ emulator over HTTP and write the AMC execution table into a fresh Postgres datab
   fails ``submit_execution`` before any AMC call.
 * ``airflow backfill create`` over three days of ``amc_daily_report``: one execution per local day
   in America/New_York; clearing one finished run submits exactly one new execution.
+* ``amc_fanout_report`` over two instances reached through two connections (the Variable
+  ``amc_fanout_targets``): one execution per instance, each mapped task instance in its instance's
+  pool, both instances' rows in one table with their ``amc_instance_id``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -28,7 +32,7 @@ from airflow_stack import AirflowApiError, AirflowStack, StackSpec, scratch_data
 from psycopg.rows import dict_row
 
 from airflow_env import amc_connection_env, postgres_connection_env
-from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID
+from airflow_provider_amc.emulator.defaults import DEFAULT_INSTANCE_ID, DEMO_WORKFLOW_ID, SECOND_INSTANCE_ID
 from airflow_provider_amc.emulator.testing import EmulatorServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -36,6 +40,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 MANUAL_DAG = "amc_manual_report"
 DAILY_DAG = "amc_daily_report"
+FANOUT_DAG = "amc_fanout_report"
+FANOUT_TABLE = "amc_fanout_report"  # the fan-out DAG's default AMC_FANOUT_TABLE
+#: The fan-out targets: two instances, each through its own connection (two accounts).
+FANOUT_TARGETS = [
+    {"amc_conn_id": "amc_default", "instance_id": DEFAULT_INSTANCE_ID},
+    {"amc_conn_id": "amc_second", "instance_id": SECOND_INSTANCE_ID},
+]
+FANOUT_POOLS = {target["instance_id"]: f"amc_{target['instance_id']}" for target in FANOUT_TARGETS}
 DAILY_ZONE = "America/New_York"  # the daily DAG's default AMC_TIME_ZONE
 SUBMIT, WAIT = "submit_execution", "wait_for_execution"
 CREATE_PATH = rf"^/amc/reporting/{DEFAULT_INSTANCE_ID}/workflowExecutions/?$"
@@ -65,18 +77,21 @@ def records_dsn() -> Iterator[str]:
 
 
 def _stack_env(fixture: Any) -> dict[str, str]:
+    url = fixture("stack_emulator").url
     return {
-        **amc_connection_env(fixture("stack_emulator").url),
+        **amc_connection_env(url),
+        **amc_connection_env(url, "amc_second", SECOND_INSTANCE_ID),
         **postgres_connection_env(dsn=fixture("records_dsn")),
         "AMC_POKE_INTERVAL": "2",
+        "AIRFLOW_VAR_AMC_FANOUT_TARGETS": json.dumps(FANOUT_TARGETS),
     }
 
 
 AIRFLOW_STACK = StackSpec(
     dags_folder=REPO / "dags",
-    expect_dags=(MANUAL_DAG, DAILY_DAG),
+    expect_dags=(MANUAL_DAG, DAILY_DAG, FANOUT_DAG),
     env=_stack_env,
-    pools={f"amc_{DEFAULT_INSTANCE_ID}": 10},
+    pools={pool: 10 for pool in FANOUT_POOLS.values()},  # amc_amcdemo0001 is the daily DAG's too
 )
 
 
@@ -397,3 +412,70 @@ def test_rerun_day_is_loaded_once(backfill: dict[str, Any], records_dsn: str) ->
         f"the earlier execution's {loaded[earlier['execution_id']]} rows are still in {LOAD_TABLE} "
         f"next to the new one's {loaded.get(newer['execution_id'])}: the day is loaded twice"
     )
+
+
+# ---- 4. fan-out over two instances ------------------------------------------------------------------
+FANOUT_DAY = "2026-02-10T00:00:00Z"  # a logical date whose day is long past AMC's 48 h data lag
+ANY_CREATE_PATH = r"^/amc/reporting/([^/]+)/workflowExecutions/?$"
+
+
+def fanout_group(instance_id: str) -> str:
+    """The mapped task group of ``instance_id``'s pool in ``amc_fanout_report``."""
+    return f"report_{FANOUT_POOLS[instance_id]}"
+
+
+def test_fanout_runs_one_execution_per_instance_into_one_table(
+    airflow_stack: AirflowStack, stack_emulator: EmulatorServer, records_dsn: str
+) -> None:
+    started = time.monotonic()
+    since = last_seq(stack_emulator)
+    # Unpausing also schedules the latest day, which waits 48 h for its data: no AMC call.
+    airflow_stack.unpause(FANOUT_DAG)
+    run_id = airflow_stack.trigger_dag(FANOUT_DAG, logical_date=FANOUT_DAY)
+    state = airflow_stack.wait_for_run(FANOUT_DAG, run_id, timeout=RUN_TIMEOUT)
+    instances = airflow_stack.task_instances(FANOUT_DAG, run_id)
+    assert state == "success", [(ti["task_id"], ti["map_index"], ti["state"]) for ti in instances]
+    elapsed = time.monotonic() - started
+
+    # Every mapped task instance ran in its instance's pool (loads in the default pool).
+    expected_pools = {
+        (f"{fanout_group(instance)}.{task}", 0, pool if task != "load_to_postgres" else "default_pool")
+        for instance, pool in FANOUT_POOLS.items()
+        for task in (SUBMIT, WAIT, "load_to_postgres")
+    }
+    assert {(ti["task_id"], ti["map_index"], ti["pool"]) for ti in instances} == expected_pools
+    assert {ti["state"] for ti in instances} == {"success"}
+    for instance in FANOUT_POOLS:
+        events = airflow_stack.task_events(FANOUT_DAG, run_id, f"{fanout_group(instance)}.{WAIT}")
+        assert "deferred" in events, (instance, events)
+
+    # Exactly one create call per instance, over the run's day, through that instance's path.
+    run = airflow_stack.dag_run(FANOUT_DAG, run_id)
+    window = (run["data_interval_start"].removesuffix("Z"), run["data_interval_end"].removesuffix("Z"))
+    calls = [
+        call
+        for call in stack_emulator.admin.requests(since)
+        if call["method"] == "POST"
+        and re.search(ANY_CREATE_PATH, call["path"])
+        and not (call.get("body") or {}).get("dryRun")
+    ]
+    assert sorted(re.search(ANY_CREATE_PATH, call["path"]).group(1) for call in calls) == sorted(FANOUT_POOLS)
+    for call in calls:
+        body = call["body"]
+        assert body["workflowId"] == DEMO_WORKFLOW_ID
+        assert (body["timeWindowStart"][:19], body["timeWindowEnd"][:19]) == tuple(w[:19] for w in window)
+
+    # One table, both instances' rows, each tagged with its instance; counts are the emulator's.
+    rows = execution_rows(records_dsn, "dag_id = %s AND run_id = %s", (FANOUT_DAG, run_id))
+    assert sorted(row["instance_id"] for row in rows) == sorted(FANOUT_POOLS)
+    query = f"SELECT amc_instance_id, amc_execution_id, count(*) FROM {FANOUT_TABLE} GROUP BY 1, 2"
+    with psycopg.connect(records_dsn) as conn:
+        loaded = {(instance, execution): count for instance, execution, count in conn.execute(query)}
+    expected = {}
+    for row in rows:
+        summary = stack_emulator.admin.result_summary(row["instance_id"], row["execution_id"])
+        assert summary["status"] == "SUCCEEDED" and summary["rows"] > 0
+        assert row["row_count"] == summary["rows"]
+        expected[(row["instance_id"], row["execution_id"])] = summary["rows"]
+    assert loaded == expected
+    print(f"fan-out run over {len(FANOUT_POOLS)} instances: {elapsed:.1f}s")
