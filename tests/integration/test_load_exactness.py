@@ -23,7 +23,7 @@ from psycopg import sql
 
 from airflow_provider_amc.result_reader import CsvDialect
 from airflow_provider_amc.results import MANIFEST_NAME, execution_folder, measure_results, object_storage_sink
-from airflow_provider_amc.transfers.amc_to_postgres import saved_result
+from airflow_provider_amc.transfers.amc_to_postgres import NewerExecutionLoaded, saved_result
 from airflow_provider_amc.transfers.postgres_load import ResultLoadError, load_execution
 from airflow_provider_amc.transfers.postgres_types import TableColumn
 
@@ -365,3 +365,42 @@ def test_migrate_adds_the_instance_column_and_old_rows_keep_matching_by_executio
     # Reloading the old execution replaces its instance-less rows: no second copy.
     assert load(table, [("p.csv", b"term\nx\n")], execution_id="old") == 1
     assert rows_by_instance(table) == {(INSTANCE, "old"): ["x"], (INSTANCE, "new"): ["z"]}
+
+
+def test_a_newer_execution_loaded_only_in_another_instance_does_not_refuse_the_load(
+    table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "newer execution loaded" check reads the rows of the load's own instance only."""
+    from airflow_provider_amc.client import WorkflowExecution
+    from airflow_provider_amc.lifecycle import RequestIdentity, amc_instant
+    from airflow_provider_amc.records import ExecutionRecords
+    from airflow_provider_amc.transfers.amc_to_postgres import replace_plan
+
+    monkeypatch.setenv("AIRFLOW_CONN_AMC_EXACT_PG", PG_DSN)
+    records = ExecutionRecords("amc_exact_pg", f"{table}_exec")
+    identity = RequestIdentity(
+        instance_id="amcone",
+        workflow_id="w",
+        window_start="2026-01-01T00:00:00Z",
+        window_end="2026-01-02T00:00:00Z",
+    )
+    try:
+        records.upsert(
+            "newer",
+            instance_id="amcone",
+            request_key=identity.key,
+            amc_created_at=amc_instant("2026-01-03T00:00:00Z"),
+        )
+        # An execution with the same id in another instance is loaded: not this request's.
+        load(table, [("p.csv", b"term\nb\n")], execution_id="newer", instance_id="amctwo")
+        older = WorkflowExecution(
+            workflow_execution_id="older", status="SUCCEEDED", create_time="2026-01-02T12:00:00Z"
+        )
+        plan = replace_plan(records, (table,), older, identity)
+        with psycopg.connect(PG_DSN) as conn, conn.cursor() as cur:
+            assert plan(cur) == []  # nothing older to replace, nothing newer loaded in amcone
+        load(table, [("p.csv", b"term\na\n")], execution_id="newer", instance_id="amcone")
+        with psycopg.connect(PG_DSN) as conn, conn.cursor() as cur, pytest.raises(NewerExecutionLoaded):
+            plan(cur)
+    finally:
+        query(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(f"{table}_exec")))
