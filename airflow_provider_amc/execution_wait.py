@@ -55,6 +55,10 @@ class OperatorSurface(Protocol):
     ) -> NoReturn: ...
 
 
+#: Airflow's trigger timeout comes this many seconds after the trigger's own deadline.
+BACKSTOP_SECONDS = 60.0
+
+
 class AmcExecutionFailed(AirflowFailException):
     """The AMC execution ended FAILED, CANCELLED or REJECTED (retrying the wait cannot help)."""
 
@@ -108,19 +112,29 @@ class ExecutionWaitMixin:
             trigger=AmcExecutionTrigger(
                 execution_id=execution_id,
                 instance_id=instance_id,
-                amc_conn_id=self.amc_conn_id,
-                poll_interval=self.poll_interval,
-                max_poll_interval=self.max_poll_interval,
-                poll_backoff=1.5 if self.max_poll_interval else 1.0,
+                **self.polling_kwargs(),
                 end_time=end_time,
                 cancel_on_kill=self.cancel_on_kill and self.may_cancel,
                 first_poll_delay=self.poll_interval,
                 submission=submission.as_dict() if submission is not None else None,
             ),
             method_name="execute_complete",
-            # Backstop only: the trigger enforces the absolute deadline itself.
-            timeout=None if self.wait_timeout is None else timedelta(seconds=self.wait_timeout + 60),
+            timeout=self.backstop_timeout(),
         )
+
+    def polling_kwargs(self) -> dict[str, Any]:
+        """The trigger arguments taken from the operator's settings (both ways of deferring)."""
+        return {
+            "amc_conn_id": self.amc_conn_id,
+            "poll_interval": self.poll_interval,
+            "max_poll_interval": self.max_poll_interval,
+            "poll_backoff": 1.5 if self.max_poll_interval else 1.0,
+        }
+
+    def backstop_timeout(self) -> timedelta | None:
+        """Airflow's trigger timeout: a backstop only, ``BACKSTOP_SECONDS`` after the deadline the
+        trigger enforces itself (its ``timeout`` event lets ``cancel_on_timeout`` apply)."""
+        return None if self.wait_timeout is None else timedelta(seconds=self.wait_timeout + BACKSTOP_SECONDS)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume on the worker with the trigger's event."""

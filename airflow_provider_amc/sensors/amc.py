@@ -5,21 +5,52 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, XComArg
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_amc.config import default_deferrable
-from airflow_provider_amc.execution_wait import ExecutionWaitMixin
+from airflow_provider_amc.execution_wait import BACKSTOP_SECONDS, ExecutionWaitMixin
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import AmcStatus
 from airflow_provider_amc.lineage import AmcLineageMixin
 from airflow_provider_amc.links import AmcExecutionLink, AmcResultsLink
 from airflow_provider_amc.publishing import publish_links
 from airflow_provider_amc.records import DEFAULT_TABLE
+from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
 from airflow_provider_amc.validation import validate_identifier
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+def triggerer_template(field: str, value: Any) -> Any:
+    """``value`` as the triggerer can render it (``start_from_trigger``), checked at parse time.
+
+    ``task.output`` becomes the Jinja pull of that one XCom. Airflow 3.3.2's triggerer answers only
+    single-XCom reads: an ``xcom_pull`` without ``map_indexes`` asks for all map indexes
+    (``GetXComSequenceSlice``), which the triggerer's supervisor cannot decode and never answers, so
+    the trigger would hang until its timeout. Such templates, mapped upstreams and other XCom
+    arguments (``.map``, ``.zip``) are refused here instead.
+    """
+    if isinstance(value, XComArg):
+        operator, key = getattr(value, "operator", None), getattr(value, "key", None)
+        if operator is None or key is None or operator.is_mapped:
+            raise ValueError(
+                f"{field}: with start_from_trigger=True use a string or the `.output` of a task "
+                f"that is not mapped, not {type(value).__name__}: the triggerer pulls one XCom"
+            )
+        return (
+            f"{{{{ task_instance.xcom_pull(task_ids={operator.task_id!r}, dag_id={operator.dag_id!r}, "
+            f"key={key!r}, map_indexes=-1) }}}}"
+        )
+    if isinstance(value, str) and "xcom_pull(" in value and "map_indexes" not in value:
+        raise ValueError(
+            f"{field}: with start_from_trigger=True an xcom_pull needs map_indexes=-1 (Airflow 3.3.2's "
+            f"triggerer never answers a pull of all map indexes), e.g. "
+            f"\"{{{{ ti.xcom_pull(task_ids='submit', map_indexes=-1) }}}}\", or pass `submit.output`"
+        )
+    return value
 
 
 class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator):
@@ -45,6 +76,11 @@ class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator
     :param cancel_on_timeout: cancel the AMC execution when the sensor times out.
     :param cancel_on_kill: cancel the AMC execution when the task is killed, cleared or marked —
         with an execution table, only an execution recorded as submitted in this DAG run.
+    :param start_from_trigger: start in the triggerer: the scheduler creates the trigger directly,
+        no worker try before it (needs ``deferrable``; the triggerer renders the templated ids).
+        Skips the worker's first check and the links shown while waiting; with an execution table
+        the waiting trigger does not cancel on kill (ownership is checked on a worker only).
+        Mapped sensors (``.partial().expand()``) defer from the worker as usual (Airflow 3.3).
     """
 
     template_fields: Sequence[str] = ("execution_id", "instance_id", "amc_conn_id", "output_path", "table")
@@ -64,6 +100,7 @@ class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator
         max_poll_interval: float | None = None,
         cancel_on_timeout: bool = False,
         cancel_on_kill: bool = True,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 60)
@@ -78,6 +115,35 @@ class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator
         self.max_poll_interval = max_poll_interval
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
+        self.start_from_trigger = start_from_trigger
+        if start_from_trigger:
+            self.start_trigger_args = self._start_trigger_args()
+
+    # ``start_trigger_args`` stays None on the class (unlike the standard provider's sensors): a
+    # mapped sensor is never __init__-ed at parse time, so it keeps None and Airflow runs it on a
+    # worker first, instead of starting a trigger without an execution id.
+    def _start_trigger_args(self) -> StartTriggerArgs:
+        """The trigger the scheduler creates for ``start_from_trigger`` (kwargs are JSON; the
+        templated ones are rendered by the triggerer, they are template fields of both classes)."""
+        if not self.deferrable:
+            raise ValueError(
+                "start_from_trigger=True needs deferrable=True (got deferrable=False): "
+                "only a deferrable sensor can start in the triggerer"
+            )
+        return StartTriggerArgs(
+            trigger_cls=f"{AmcExecutionTrigger.__module__}.{AmcExecutionTrigger.__qualname__}",
+            trigger_kwargs={
+                **self.polling_kwargs(),
+                "execution_id": triggerer_template("execution_id", self.execution_id),
+                "instance_id": triggerer_template("instance_id", self.instance_id),
+                "amc_conn_id": triggerer_template("amc_conn_id", self.amc_conn_id),
+                # No worker can read the execution table first: without one, the user decides.
+                "cancel_on_kill": self.cancel_on_kill and not self.postgres_conn_id,
+                "deadline_margin": BACKSTOP_SECONDS,
+            },
+            next_method="execute_complete",
+            timeout=self.backstop_timeout(),
+        )
 
     @property
     def poll_interval(self) -> float:  # the trigger's name for poke_interval
@@ -119,6 +185,11 @@ class AmcExecutionSensor(AmcLineageMixin, ExecutionWaitMixin, BaseSensorOperator
                 self._amc_links_published = True
             return False
         return PokeReturnValue(is_done=True, xcom_value=self.finish(context, execution, self.instance_id))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self.start_from_trigger:  # execute() never ran: the rendered inputs are checked here
+            self.validate_inputs()
+        return super().execute_complete(context, event)
 
     def execute(self, context: Context) -> Any:
         self.validate_inputs()

@@ -22,6 +22,7 @@ from airflow_provider_amc.client import (
 )
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import AmcStatus, ExecutionEvent, Submission
+from airflow_provider_amc.validation import validate_identifier
 
 #: Errors that will not go away by polling again.
 PERMANENT_ERRORS = (AmcAuthError, AmcNotFoundError, AmcConfigError)
@@ -68,6 +69,10 @@ class AmcExecutionTrigger(BaseTrigger):
         before deferring; this also keeps the event out of Airflow 3.3.2's heartbeat race window).
     :param submission: the :class:`~airflow_provider_amc.lifecycle.Submission` (as a dict) when the
         deferring task made it; handed back in the event so completion needs no table read.
+    :param deadline_margin: with no ``end_time``: the deadline is Airflow's trigger timeout
+        (``timeout_after``, absolute, kept in the metadata database) minus this many seconds, so the
+        trigger's own ``timeout`` event comes before Airflow's backstop. Used when the sensor starts
+        in the triggerer (``start_from_trigger``), where no worker could compute ``end_time``.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class AmcExecutionTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         first_poll_delay: float = 0.0,
         submission: dict[str, Any] | None = None,
+        deadline_margin: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is untyped
         self.execution_id = execution_id
@@ -97,6 +103,7 @@ class AmcExecutionTrigger(BaseTrigger):
         self.cancel_on_kill = cancel_on_kill
         self.first_poll_delay = float(first_poll_delay)
         self.submission = Submission.load(submission)
+        self.deadline_margin = deadline_margin
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -113,6 +120,7 @@ class AmcExecutionTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "first_poll_delay": self.first_poll_delay,
                 "submission": self.submission.as_dict() if self.submission else None,
+                "deadline_margin": self.deadline_margin,
             },
         )
 
@@ -128,13 +136,28 @@ class AmcExecutionTrigger(BaseTrigger):
     def _next_interval(self, interval: float) -> float:
         return min(interval * self.poll_backoff, self.max_poll_interval)
 
+    def _resolve_deadline(self) -> None:
+        """``end_time`` from Airflow's trigger timeout when only ``deadline_margin`` was given (the
+        triggerer sets ``timeout_after`` before ``run``; it survives a triggerer restart)."""
+        timeout_after = getattr(self, "timeout_after", None)
+        if self.end_time is None and self.deadline_margin is not None and timeout_after is not None:
+            self.end_time = timeout_after.timestamp() - self.deadline_margin
+
+    def _check_ids(self) -> None:
+        """The ids as rendered in the triggerer (``start_from_trigger``): refused before any HTTP call."""
+        validate_identifier("execution_id", self.execution_id)
+        if self.instance_id:  # empty: the connection's default, as on the worker
+            validate_identifier("instance_id", self.instance_id)
+
     def _seconds_left(self) -> float:
         return float("inf") if self.end_time is None else self.end_time - time.time()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = AmcHook(amc_conn_id=self.amc_conn_id)
         interval, errors, last_status = self.poll_interval, 0, ""
+        self._resolve_deadline()
         try:
+            self._check_ids()
             if self.first_poll_delay > 0:  # the worker has just polled: no point in asking again at once
                 # Jitter spreads the first polls of many triggers resumed together (triggerer restart).
                 delay = self.first_poll_delay * random.uniform(FIRST_POLL_JITTER, 1.0)

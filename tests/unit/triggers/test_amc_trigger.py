@@ -11,6 +11,7 @@ import os  # noqa: E402
 import time  # noqa: E402
 from collections.abc import AsyncIterator, Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
@@ -299,3 +300,39 @@ async def test_on_kill_without_cancel_on_kill_does_nothing(serve: ServeFn) -> No
     fake = await serve(execution("RUNNING"))
     await make_trigger(cancel_on_kill=False).on_kill()
     assert fake.requests == []
+
+
+# ---- start_from_trigger: ids rendered in the triggerer, deadline from Airflow's timeout -----------
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"execution_id": "../not an id"}, "execution_id"), ({"instance_id": "bad/instance"}, "instance_id")],
+)
+async def test_a_bad_rendered_id_is_an_error_event_before_any_request(
+    serve: ServeFn, kwargs: dict[str, Any], field: str
+) -> None:
+    fake = await serve(execution("SUCCEEDED"))
+    trigger = AmcExecutionTrigger(**{"execution_id": EXECUTION_ID, "poll_interval": 0.01, **kwargs})
+    (event,) = await events_of(trigger)
+    assert event.payload["status"] == "error"
+    assert f"{field} " in event.payload["message"] and "not a valid AMC id" in event.payload["message"]
+    assert fake.requests == []
+
+
+async def test_deadline_margin_ends_before_airflows_trigger_timeout(serve: ServeFn) -> None:
+    fake = await serve(execution("RUNNING"))
+    trigger = make_trigger(end_time=None, deadline_margin=60.0, poll_interval=0.05)
+    trigger.timeout_after = datetime.now(UTC) + timedelta(seconds=61)  # set by the triggerer
+    started = time.monotonic()
+    (event,) = await events_of(trigger)
+    assert event.payload["status"] == "timeout"
+    assert 0.9 <= time.monotonic() - started < 6
+    assert fake.polls >= 2
+    assert trigger.serialize()[1]["deadline_margin"] == 60.0
+
+
+async def test_without_deadline_margin_timeout_after_is_not_a_deadline(serve: ServeFn) -> None:
+    await serve(execution("SUCCEEDED"))
+    trigger = make_trigger(end_time=None)
+    trigger.timeout_after = datetime.now(UTC) - timedelta(seconds=5)
+    (event,) = await events_of(trigger)
+    assert event.payload["status"] == "success"
