@@ -22,7 +22,6 @@ from airflow_provider_amc.client import (
 )
 from airflow_provider_amc.hooks.amc import AmcHook
 from airflow_provider_amc.lifecycle import AmcStatus, ExecutionEvent, Submission
-from airflow_provider_amc.validation import validate_identifier
 
 #: Errors that will not go away by polling again.
 PERMANENT_ERRORS = (AmcAuthError, AmcNotFoundError, AmcConfigError)
@@ -143,12 +142,6 @@ class AmcExecutionTrigger(BaseTrigger):
         if self.end_time is None and self.deadline_margin is not None and timeout_after is not None:
             self.end_time = timeout_after.timestamp() - self.deadline_margin
 
-    def _check_ids(self) -> None:
-        """The ids as rendered in the triggerer (``start_from_trigger``): refused before any HTTP call."""
-        validate_identifier("execution_id", self.execution_id)
-        if self.instance_id:  # empty: the connection's default, as on the worker
-            validate_identifier("instance_id", self.instance_id)
-
     def _seconds_left(self) -> float:
         return float("inf") if self.end_time is None else self.end_time - time.time()
 
@@ -157,7 +150,6 @@ class AmcExecutionTrigger(BaseTrigger):
         interval, errors, last_status = self.poll_interval, 0, ""
         self._resolve_deadline()
         try:
-            self._check_ids()
             if self.first_poll_delay > 0:  # the worker has just polled: no point in asking again at once
                 # Jitter spreads the first polls of many triggers resumed together (triggerer restart).
                 delay = self.first_poll_delay * random.uniform(FIRST_POLL_JITTER, 1.0)

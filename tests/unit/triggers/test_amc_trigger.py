@@ -6,6 +6,7 @@ from airflow_env import amc_connection_env, apply_airflow_test_env
 
 apply_airflow_test_env()
 
+import asyncio  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import time  # noqa: E402
@@ -53,8 +54,10 @@ class FakeAmc:
 
     answers: list[Answer]
     requests: list[tuple[str, str, str]] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
 
     async def token(self, request: web.Request) -> web.Response:
+        self.tokens.append(request.path)
         return web.json_response({"access_token": "Atza|trigger", "token_type": "bearer", "expires_in": 3600})
 
     async def get(self, request: web.Request) -> web.Response:
@@ -311,11 +314,12 @@ async def test_a_bad_rendered_id_is_an_error_event_before_any_request(
     serve: ServeFn, kwargs: dict[str, Any], field: str
 ) -> None:
     fake = await serve(execution("SUCCEEDED"))
+    tokens = len(fake.tokens)
     trigger = AmcExecutionTrigger(**{"execution_id": EXECUTION_ID, "poll_interval": 0.01, **kwargs})
-    (event,) = await events_of(trigger)
+    (event,) = await events_of(trigger)  # the client checks every id it puts in a URL
     assert event.payload["status"] == "error"
     assert f"{field} " in event.payload["message"] and "not a valid AMC id" in event.payload["message"]
-    assert fake.requests == []
+    assert fake.requests == [] and len(fake.tokens) == tokens
 
 
 async def test_deadline_margin_ends_before_airflows_trigger_timeout(serve: ServeFn) -> None:
@@ -323,7 +327,7 @@ async def test_deadline_margin_ends_before_airflows_trigger_timeout(serve: Serve
     trigger = make_trigger(end_time=None, deadline_margin=60.0, poll_interval=0.05)
     trigger.timeout_after = datetime.now(UTC) + timedelta(seconds=61)  # set by the triggerer
     started = time.monotonic()
-    (event,) = await events_of(trigger)
+    (event,) = await asyncio.wait_for(events_of(trigger), 10)
     assert event.payload["status"] == "timeout"
     assert 0.9 <= time.monotonic() - started < 6
     assert fake.polls >= 2
