@@ -30,8 +30,9 @@ def triggerer_template(field: str, value: Any) -> Any:
     ``task.output`` becomes the Jinja pull of that one XCom. Airflow 3.3.2's triggerer answers only
     single-XCom reads: an ``xcom_pull`` without ``map_indexes`` asks for all map indexes
     (``GetXComSequenceSlice``), which the triggerer's supervisor cannot decode and never answers, so
-    the trigger would hang until its timeout. Such templates, mapped upstreams and other XCom
-    arguments (``.map``, ``.zip``) are refused here instead.
+    the trigger would hang until its timeout (the gap apache/airflow#55464 closed for the DAG
+    processor). Such templates, mapped upstreams and other XCom arguments (``.map``, ``.zip``) are
+    refused here instead.
     """
     if isinstance(value, XComArg):
         operator, key = getattr(value, "operator", None), getattr(value, "key", None)
