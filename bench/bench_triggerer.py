@@ -89,6 +89,29 @@ class LoopProbe:
         return figures
 
 
+class GcPauses:
+    """Garbage-collector pauses in this process (``gc.callbacks``), in thread CPU time (not inflated
+    by other processes on a loaded machine): the longest one, their sum, the full collections."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.longest, self.total, self.collections, self._start = 0.0, 0.0, 0, 0.0
+        self.full, self.longest_full = 0, 0.0
+        self.tracked_at_start = len(gc.get_objects())
+        gc.callbacks.append(self.callback)
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.thread_time()
+            return
+        pause = time.thread_time() - self._start
+        self.longest, self.total = max(self.longest, pause), self.total + pause
+        self.collections += 1
+        if info["generation"] == 2:
+            self.full += 1
+
+
 def count_requests() -> dict[str, int]:
     """Count the HTTP requests our client sends in this process (to split the server's total)."""
     from airflow_provider_amc.client.aio import AsyncAmcClient
@@ -133,6 +156,11 @@ async def run_phase(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
     probe = LoopProbe(asyncio.get_running_loop())
     sent = count_requests()
     triggers = (http_triggers if args.phase == "http" else amc_triggers)(ids, args.poll_interval)
+    if args.gc_freeze:  # what Airflow's DAG processor does after its imports (not the triggerer)
+        import gc
+
+        gc.freeze()
+    gc_pauses = GcPauses()
     events: list[Any] = []
 
     async def drive(trigger: Any) -> None:  # what TriggerRunner.run_trigger does with each trigger
@@ -170,6 +198,12 @@ async def run_phase(args: argparse.Namespace, ids: list[str]) -> dict[str, Any]:
         "event_statuses": sorted({str(e.get("status")) if isinstance(e, dict) else str(e) for e in events}),
         "cancelled": len(pending),
         **probe.figures(after=startup),
+        "gc_longest_ms": 1000 * gc_pauses.longest,
+        "gc_total_s": gc_pauses.total,
+        "gc_collections": gc_pauses.collections,
+        "gc_full_collections": gc_pauses.full,
+        "gc_tracked_at_start": gc_pauses.tracked_at_start,
+        "gc_tracked_at_end": len(__import__("gc").get_objects()),
         "rss_before_mb": rss_before,
         "peak_rss_mb": peak_rss_mb(),
         "connections": probe.connections,
@@ -294,6 +328,7 @@ def start_child(args: argparse.Namespace, phase: str, ids: list[str], workdir: P
     cmd += ["--result-file", str(result_file), "--poll-interval", str(args.poll_interval)]
     cmd += ["--duration", str(args.duration), "--settle", str(args.settle)]
     cmd += ["--quiet-logs"] if args.quiet_logs else []
+    cmd += ["--gc-freeze"] if args.gc_freeze else []
     return subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL), result_file
 
 
@@ -376,11 +411,14 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None
                     f"{r['created_seconds']:.1f}",
                     f"{r['rss_before_mb']:.0f} / {r['peak_rss_mb']:.0f}",
                     r["connections"],
+                    f"{r['gc_longest_ms']:.0f} / {r['gc_total_s']:.2f} / {r['gc_full_collections']}"
+                    f" ({r['gc_tracked_at_start'] // 1000}k → {r['gc_tracked_at_end'] // 1000}k objects)",
                 ]
             )
     print_table(
         f"{args.triggers} triggers, poll interval {args.poll_interval:g} s, {args.duration:g} s per phase "
-        f"(logs {'at WARNING' if args.quiet_logs else 'at INFO, to /dev/null'})",
+        f"(logs {'at WARNING' if args.quiet_logs else 'at INFO, to /dev/null'}"
+        f"{', gc.freeze() after imports' if args.gc_freeze else ''})",
         [
             "trigger",
             "process",
@@ -393,6 +431,7 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None
             "s to create all",
             "RSS MB before / peak",
             "TCP conns opened",
+            "GC on CPU: longest ms / total s / full collections (tracked objects)",
         ],
         rows,
     )
@@ -492,6 +531,9 @@ def main() -> None:
         "--settle", type=float, default=1.0, help="seconds after the first polls still counted as start-up"
     )
     parser.add_argument("--quiet-logs", action="store_true", help="disable INFO logs")
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="gc.freeze() in each triggerer process after its imports"
+    )
     parser.add_argument("--phase", choices=["amc", "http"], help=argparse.SUPPRESS)
     parser.add_argument("--ids-file", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
