@@ -8,8 +8,8 @@ echo "# benchmarks $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores"
 # Airflow's own INFO log lines go to stderr/stdout of the children; keep only the tables.
 run() { echo; echo "## $*"; "$PY" "$@" 2>&1 | grep -v -E '^\S+Z \[(info|warning|error|debug) *\]' ; }
 run bench/bench_sensor_slots.py
-run bench/bench_triggerer.py
-run bench/bench_triggerer.py --quiet-logs
+run bench/bench_triggerer.py --triggers 1000 --poll-interval 2 --duration 30 --split 2
+run bench/bench_triggerer.py --triggers 5000 --poll-interval 10 --duration 100 --split 2   # ~6 min
 run bench/bench_streaming.py
 run bench/bench_postgres_load.py
 run bench/bench_import.py

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer  # noqa: E402
 from airflow.sdk.module_loading import import_string  # noqa: E402
 from airflow.triggers.base import TriggerEvent  # noqa: E402
 
-from airflow_provider_amc.triggers.amc import AmcExecutionTrigger  # noqa: E402
+from airflow_provider_amc.triggers.amc import AmcExecutionTrigger, first_poll_wait  # noqa: E402
 
 INSTANCE = "amctrig0001"
 EXECUTION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
@@ -168,8 +168,18 @@ async def test_first_poll_waits_for_first_poll_delay(serve: ServeFn) -> None:
     started = time.monotonic()
     events = await events_of(make_trigger(instance_id=INSTANCE, first_poll_delay=0.5))
     assert events[0].payload["status"] == "success"
-    assert time.monotonic() - started >= 0.5 * 0.75  # jittered down by at most 25 %
+    assert time.monotonic() - started >= 0.5  # never earlier than the delay (heartbeat race)
     assert fake.polls == 1
+
+
+def test_first_poll_wait_spreads_over_one_more_delay() -> None:
+    assert first_poll_wait(10.0, draw=lambda: 0.0) == 10.0
+    assert first_poll_wait(10.0, draw=lambda: 0.999) == pytest.approx(19.99)
+    # Triggers resumed together are spread over a whole interval, not bunched in part of it.
+    waits = sorted(first_poll_wait(10.0) for _ in range(2000))
+    assert waits[0] >= 10.0
+    assert waits[-1] < 20.0
+    assert waits[200] < 11.5 and waits[-200] > 18.5  # both ends of the interval are used
 
 
 async def test_first_poll_delay_never_passes_the_deadline(serve: ServeFn) -> None:
