@@ -5,7 +5,9 @@
 1. ``min_data_age``: the window's data must be that old (window end + age in the past);
 2. ``quota_policy``: the instance must have an ad-hoc execution left in this quota day
    (:mod:`airflow_provider_amc.quota`);
-3. the create itself; a quota answer from AMC counts like an exhausted quota.
+3. the create itself; a quota answer from AMC counts like an exhausted quota, and a throttled
+   create whose ``Retry-After`` is longer than a call waits is tried again after it (both with
+   ``quota_policy="wait"``).
 
 Waiting is a deferral to the standard ``DateTimeTrigger`` (no worker slot while waiting); the task
 resumes in :meth:`~SubmissionGuardMixin.resume_submission`, which runs ``execute`` again from the
@@ -22,7 +24,8 @@ from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_amc import quota
-from airflow_provider_amc.client import AmcApiError, WorkflowExecution
+from airflow_provider_amc.client import AmcApiError, AmcThrottledError, WorkflowExecution
+from airflow_provider_amc.client.protocol import RETRY_AFTER_CEILING
 from airflow_provider_amc.data_lag import data_ready_at
 from airflow_provider_amc.time_window import AmcTimeWindow
 
@@ -37,6 +40,14 @@ RESUME_METHOD = "resume_submission"
 
 class AmcQuotaExhausted(AirflowFailException):
     """The instance's daily ad-hoc quota is used up and ``quota_policy="fail"``."""
+
+
+def throttled_until(exc: BaseException, now: datetime) -> datetime | None:
+    """When AMC asked to be called again, for a throttled create the client did not retry because
+    its ``Retry-After`` is longer than a call waits (``client.protocol.RETRY_AFTER_CEILING``)."""
+    if isinstance(exc, AmcThrottledError) and exc.retry_after and exc.retry_after > RETRY_AFTER_CEILING:
+        return now + timedelta(seconds=exc.retry_after)
+    return None
 
 
 class SubmissionGuardMixin:
@@ -76,9 +87,16 @@ class SubmissionGuardMixin:
         try:
             execution = create()
         except AmcApiError as exc:
-            if not (settings.enabled and quota.is_quota_answer(exc)):
+            if settings.enabled and quota.is_quota_answer(exc):
+                self.quota_exhausted(quota.refused(instance_id, settings, datetime.now(UTC), exc))
+            later = throttled_until(exc, datetime.now(UTC))
+            if later is None or settings.policy != "wait":
                 raise
-            self.quota_exhausted(quota.refused(instance_id, settings, datetime.now(UTC), exc))
+            self.log.warning(  # type: ignore[attr-defined]
+                "AMC throttled the create (Retry-After longer than a call waits): deferred until %s",
+                later.isoformat(),
+            )
+            self.wait_until(later)
         if day_start is not None:
             quota.note_created(self.hook, instance_id, day_start, execution.workflow_execution_id)
         return execution
@@ -100,4 +118,4 @@ class SubmissionGuardMixin:
         return self.execute(context)  # type: ignore[attr-defined]
 
 
-__all__ = ["RESUME_METHOD", "AmcQuotaExhausted", "SubmissionGuardMixin"]
+__all__ = ["RESUME_METHOD", "AmcQuotaExhausted", "SubmissionGuardMixin", "throttled_until"]

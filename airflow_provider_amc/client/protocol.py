@@ -42,7 +42,8 @@ ACCOUNTS_MEDIA_TYPE: Final = "application/vnd.amcaudiencesconnections.v1+json"
 FORM_MEDIA_TYPE: Final = "application/x-www-form-urlencoded"
 RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 SNIPPET_CHARS: Final = 200
-#: Upper bound on a server's Retry-After hint (protects against absurd values); otherwise honoured.
+#: The longest Retry-After a call sleeps on; a longer hint ends the call with AmcThrottledError
+#: (its ``retry_after`` set) so the caller can wait without blocking: defer, or poll later.
 RETRY_AFTER_CEILING: Final = 300.0
 
 T = TypeVar("T")
@@ -372,8 +373,13 @@ def classify(
         return Refresh()
     if status in RETRYABLE_STATUSES and can_retry and (status == 429 or op.idempotent):
         hint = parse_retry_after(result.headers.get("retry-after")) if status == 429 else None
-        delay = min(hint, RETRY_AFTER_CEILING) if hint is not None else ctx.backoff(attempt)
-        return Retry(delay, f"HTTP {status}")
+        if hint is not None and hint > RETRY_AFTER_CEILING:
+            # Longer than one call may block: asking again sooner only spends the rate limit. The
+            # caller decides (the create operator defers until then, the trigger waits that long).
+            return api_error(
+                op, result, f" (Retry-After {hint:.0f} s is longer than a call waits; not retried)"
+            )
+        return Retry(hint if hint is not None else ctx.backoff(attempt), f"HTTP {status}")
     extra = f" (after {attempt} attempts)" if status in RETRYABLE_STATUSES and attempt > 1 else ""
     return api_error(op, result, extra)
 

@@ -168,12 +168,15 @@ class AmcExecutionTrigger(BaseTrigger):
                 await asyncio.sleep(max(min(delay, self._seconds_left()), 0))
             async with await hook.get_async_client() as client:
                 while True:
+                    asked_wait = 0.0  # AMC's Retry-After, when longer than the client waits itself
                     try:
                         execution = await client.get_execution(
                             self.execution_id, instance_id=self.instance_id
                         )
                         errors = 0
                     except Exception as exc:
+                        if isinstance(exc, AmcThrottledError) and exc.retry_after:
+                            asked_wait = exc.retry_after
                         if is_permanent(exc):
                             yield self._event("error", f"{type(exc).__name__}: {exc}")
                             return
@@ -208,7 +211,7 @@ class AmcExecutionTrigger(BaseTrigger):
                             f"AMC execution {self.execution_id} did not end before the deadline",
                         )
                         return
-                    await asyncio.sleep(min(interval, self._seconds_left()))
+                    await asyncio.sleep(min(max(interval, asked_wait), self._seconds_left()))
                     interval = self._next_interval(interval)
         except Exception as exc:  # settings/connection problems: one clear message in the task log
             yield self._event("error", f"{type(exc).__name__}: {exc}")

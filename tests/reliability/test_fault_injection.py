@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import TaskDeferred
 from reliability_helpers import (
     CREATE_PATH,
     DOWNLOAD_PATH,
@@ -30,7 +32,7 @@ from reliability_helpers import (
 from reliability_registry import record
 
 from airflow_env import InMemoryTaskStateStore
-from airflow_provider_amc.client import AmcServerError, AmcTransportError
+from airflow_provider_amc.client import AmcServerError, AmcThrottledError, AmcTransportError
 from airflow_provider_amc.emulator.testing import EmulatorServer
 from airflow_provider_amc.operators.amc import STATE_KEY
 
@@ -84,6 +86,33 @@ def test_create_honours_retry_after(amc_env: EmulatorServer) -> None:
     account_faults(amc_env)
     assert_single_execution(amc_env)
     record("tasks_survived")
+
+
+def test_create_throttled_longer_than_a_call_waits_defers_then_submits_once(amc_env: EmulatorServer) -> None:
+    """429 with Retry-After: 3600 on create: one POST, then the task waits deferred (no worker
+    slot) until AMC's time, not 300 s sleeps in the worker; back from the wait it submits once."""
+    amc_env.admin.fault("status", method="POST", path=CREATE_PATH, status=429, retry_after=3600, count=1)
+    store = InMemoryTaskStateStore()
+    asked = datetime.now(UTC)
+    with pytest.raises(TaskDeferred) as deferred:
+        within(20, lambda: create_operator().execute(context(store)))
+    moment = deferred.value.trigger.moment
+    assert asked + timedelta(seconds=3590) <= moment <= datetime.now(UTC) + timedelta(seconds=3600)
+    assert deferred.value.method_name == "resume_submission"
+    assert len(log_entries(amc_env, "POST", CREATE_PATH)) == 1 and executions_created(amc_env) == 0
+    execution_id = create_operator().resume_submission(context(store))
+    assert amc_env.admin.execution(INSTANCE, execution_id)["execution"]["workflowExecutionId"] == execution_id
+    assert len(log_entries(amc_env, "POST", CREATE_PATH)) == 2
+    account_faults(amc_env)
+    assert_single_execution(amc_env)
+
+
+def test_create_throttled_longer_than_a_call_waits_fails_with_policy_fail(amc_env: EmulatorServer) -> None:
+    amc_env.admin.fault("status", method="POST", path=CREATE_PATH, status=429, retry_after=3600, count=1)
+    with pytest.raises(AmcThrottledError) as info:
+        within(20, lambda: create_operator(quota_policy="fail").execute(context(InMemoryTaskStateStore())))
+    assert info.value.retry_after == 3600
+    assert len(log_entries(amc_env, "POST", CREATE_PATH)) == 1 and executions_created(amc_env) == 0
 
 
 @pytest.mark.parametrize(

@@ -673,14 +673,29 @@ def test_retry_after_beyond_backoff_max_is_honoured_up_to_a_ceiling(
         EXECUTION_URL,
         [
             {"status_code": 429, "headers": {"Retry-After": "30"}},
-            {"status_code": 429, "headers": {"Retry-After": "99999"}},
+            {"status_code": 429, "headers": {"Retry-After": "300"}},
             {"status_code": 429, "headers": {"Retry-After": "soon"}},
             {"json": execution_json()},
         ],
     )
     client.get_execution("e-1")
-    assert sleeps == [
-        30.0,
-        300.0,
-        3.0,
-    ]  # hint > backoff_max honoured; absurd hint capped; bad hint -> backoff
+    assert sleeps == [30.0, 300.0, 3.0]  # hint > backoff_max honoured up to 300 s; bad hint -> backoff
+
+
+def test_a_retry_after_longer_than_a_call_waits_ends_the_call_with_the_hint(
+    mock: Any, client: AmcClient, sleeps: list[float]
+) -> None:
+    """No sleeping 300 s and asking again early (spending the rate limit, holding a worker): the
+    error carries AMC's hint so the caller can wait without blocking (defer, poll later)."""
+    mock.get(
+        EXECUTION_URL,
+        [
+            {"status_code": 429, "headers": {"Retry-After": "301"}, "json": {"details": "slow down"}},
+            {"json": execution_json()},
+        ],
+    )
+    with pytest.raises(AmcThrottledError) as info:
+        client.get_execution("e-1")
+    assert info.value.retry_after == 301.0
+    assert "not retried" in str(info.value)
+    assert sleeps == [] and len(api_calls(mock)) == 1

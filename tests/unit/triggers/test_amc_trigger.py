@@ -277,6 +277,17 @@ async def test_throttling_is_transient(serve: ServeFn) -> None:
     assert fake.polls == 6
 
 
+async def test_a_long_retry_after_is_waited_before_the_next_poll(serve: ServeFn) -> None:
+    """AMC asks for 600 s (longer than the client waits itself): the trigger's next poll comes no
+    sooner than that (here: the deadline, 1.5 s away), not one 0.01 s poll interval later."""
+    fake = await serve(error(429, "Too many requests", **{"Retry-After": "600"}), execution("SUCCEEDED"))
+    started = time.monotonic()
+    events = await events_of(make_trigger(end_time=time.time() + 1.5))
+    assert fake.polls == 2  # the client did not retry the 429 itself
+    assert time.monotonic() - started >= 1.2
+    assert events[0].payload["status"] == "success"
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_server_errors_are_transient(
     serve: ServeFn, monkeypatch: pytest.MonkeyPatch, status: int
