@@ -8,6 +8,9 @@ DAGs of ``trigstart_dags/`` against this module's emulator:
   that execution, and the worker only runs ``execute_complete``: XCom and execution row are right.
 * ``amc_start_from_trigger_bad_id``: the rendered id is invalid: the task fails on its first try with
   the field named, and AMC never sees a request for it.
+* ``amc_start_from_trigger_mapped``: a mapped sensor (``.partial(start_from_trigger=True).expand``)
+  over two mapped creates: Airflow 3.3 cannot start mapped tasks in the triggerer, so each map
+  index runs worker first and then defers, and both end with their own execution.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAG_ID = "amc_start_from_trigger"
 BAD_DAG_ID = "amc_start_from_trigger_bad_id"
+MAPPED_DAG_ID = "amc_start_from_trigger_mapped"
 RUN_TIMEOUT = 90.0
 #: The sensor's worker-side check logs this (``AmcExecutionSensor.poke``); the trigger never does.
 WORKER_POKE_LINE = "AMC execution {} is "
@@ -60,7 +64,9 @@ def _stack_env(fixture: Any) -> dict[str, str]:
 
 
 AIRFLOW_STACK = StackSpec(
-    dags_folder=Path(__file__).parent / "trigstart_dags", expect_dags=(DAG_ID, BAD_DAG_ID), env=_stack_env
+    dags_folder=Path(__file__).parent / "trigstart_dags",
+    expect_dags=(DAG_ID, BAD_DAG_ID, MAPPED_DAG_ID),
+    env=_stack_env,
 )
 
 
@@ -167,3 +173,39 @@ def test_a_bad_rendered_execution_id_fails_clearly_without_calling_amc(
     log = airflow_stack.task_log(BAD_DAG_ID, run_id, "wait")
     assert "Invalid AmcExecutionSensor input: execution_id '../not an id' is not a valid AMC id" in log, log
     assert "not an id" not in " ".join(r["path"] for r in trigstart_emulator.admin.requests())
+
+
+def test_a_mapped_sensor_with_start_from_trigger_runs_worker_first_and_succeeds(
+    airflow_stack: AirflowStack, trigstart_emulator: EmulatorServer
+) -> None:
+    run_id, state = run_dag(airflow_stack, MAPPED_DAG_ID)
+    tis = airflow_stack.sql(
+        "SELECT task_id, map_index, state, try_number FROM task_instance WHERE dag_id = %s AND run_id = %s "
+        "ORDER BY task_id, map_index",
+        (MAPPED_DAG_ID, run_id),
+    )
+    assert (state, [tuple(ti) for ti in tis]) == (
+        "success",
+        [
+            ("submit", 0, "success", 1),
+            ("submit", 1, "success", 1),
+            ("wait", 0, "success", 1),
+            ("wait", 1, "success", 1),
+        ],
+    )
+    # Worker first (the fallback), then deferred, then the worker again: for both map indexes.
+    events = airflow_stack.task_events(MAPPED_DAG_ID, run_id, "wait")
+    assert events.count("deferred") == 2 and events.count("success") == 2, events
+    # Each map index waited for its own execution: the wait's XCom names its submit's execution.
+    xcoms = airflow_stack.sql(
+        "SELECT task_id, map_index, value FROM xcom"
+        " WHERE dag_id = %s AND run_id = %s AND key = 'return_value'",
+        (MAPPED_DAG_ID, run_id),
+    )
+    values = {(task_id, index): value for task_id, index, value in xcoms}  # jsonb: decoded already
+    submitted = [values[("submit", index)] for index in (0, 1)]
+    assert len(set(submitted)) == 2, values
+    assert [values[("wait", index)]["execution_id"] for index in (0, 1)] == submitted, values
+    for execution_id in submitted:
+        summary = trigstart_emulator.admin.result_summary(DEFAULT_INSTANCE_ID, execution_id)
+        assert values[("wait", submitted.index(execution_id))]["row_count"] == summary["rows"]

@@ -72,3 +72,34 @@ with DAG(
         poke_interval=2,
         timeout=900,
     )
+
+with DAG(
+    dag_id="amc_start_from_trigger_mapped",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={"retries": 0},
+    tags=["e2e"],
+):
+    # Two executions (two days); the mapped sensor asks for start_from_trigger, which Airflow 3.3
+    # cannot do for mapped tasks: each map index must still run (worker first, then deferred).
+    days = AmcCreateExecutionOperator.partial(
+        task_id="submit",
+        workflow_id="demo_campaign_report",
+        parameter_values={"min_impressions": 10},
+        postgres_conn_id="postgres_default",
+        table=TABLE,
+    ).expand_kwargs(
+        [
+            {"time_window_start": "2026-03-03", "time_window_end": "2026-03-04"},
+            {"time_window_start": "2026-03-04", "time_window_end": "2026-03-05"},
+        ]
+    )
+    AmcExecutionSensor.partial(
+        task_id="wait",
+        start_from_trigger=True,
+        postgres_conn_id="postgres_default",
+        table=TABLE,
+        poke_interval=2,
+        timeout=900,
+    ).expand(execution_id=days.output)
