@@ -28,7 +28,7 @@ from airflow_provider_amc.emulator.__main__ import parse_args as parse_emulator_
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
-EXAMPLE_DAG = REPO / "dags" / "amc_daily_report.py"
+EXAMPLE_DAGS = sorted((REPO / "dags").glob("*.py"))
 EXAMPLE_POOL = "amc_amcdemo0001"
 EMULATOR_MODULE = "airflow_provider_amc.emulator"
 CONTAINER_DAGS_FOLDER = "/opt/airflow/dags"
@@ -51,12 +51,14 @@ for argv in request["argvs"]:
         errors.append(None)
     except SystemExit:
         errors.append(err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "invalid")
-pools = None
-if request["dag_file"]:
-    spec = importlib.util.spec_from_file_location("example_dag", request["dag_file"])
+pools = {}
+from airflow.sdk import DAG
+for index, dag_file in enumerate(request["dag_files"]):
+    spec = importlib.util.spec_from_file_location(f"example_dag_{index}", dag_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    pools = {t.task_id: t.pool for t in module.dag.tasks}
+    for dag in (value for value in vars(module).values() if isinstance(value, DAG)):
+        pools.update({f"{dag.dag_id}.{t.task_id}": t.pool for t in dag.tasks})
 print(json.dumps({"errors": errors, "pools": pools}))
 """
 
@@ -131,11 +133,11 @@ def is_airflow_service(service: dict[str, Any]) -> bool:
     return bool(airflow_invocations(service_argv(service)))
 
 
-def run_airflow_probe(argvs: list[list[str]], dag_file: Path | None, env: dict[str, str], home: Path) -> Any:
+def run_airflow_probe(argvs: list[list[str]], dag_files: list[Path], env: dict[str, str], home: Path) -> Any:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     result = subprocess.run(
         [sys.executable, "-c", _AIRFLOW_PROBE],
-        input=json.dumps({"argvs": argvs, "dag_file": str(dag_file) if dag_file else None}),
+        input=json.dumps({"argvs": argvs, "dag_files": [str(path) for path in dag_files]}),
         env={
             **clean,
             **env,
@@ -183,12 +185,11 @@ def common_env(compose: dict[str, Any]) -> dict[str, str]:
 def airflow_probe(
     services: dict[str, dict[str, Any]], common_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
-    """Parse every Airflow command of the file (plus known-bad ones) and load the example DAG, once."""
+    """Parse every Airflow command of the file (plus known-bad ones) and load the example DAGs, once."""
     commands = {name: airflow_invocations(service_argv(service)) for name, service in services.items()}
     argvs = [argv for invocations in commands.values() for argv in invocations] + BOGUS_COMMANDS
     amc_env = {k: v for k, v in common_env.items() if k.startswith("AMC_")}
-    dag_file = EXAMPLE_DAG if EXAMPLE_DAG.exists() else None
-    probe = run_airflow_probe(argvs, dag_file, amc_env, tmp_path_factory.mktemp("airflow-home"))
+    probe = run_airflow_probe(argvs, EXAMPLE_DAGS, amc_env, tmp_path_factory.mktemp("airflow-home"))
     errors = iter(probe["errors"])
     yield {
         "errors": {name: [next(errors) for _ in invocations] for name, invocations in commands.items()},
@@ -345,22 +346,23 @@ def test_init_service_creates_the_amc_pool(services: dict[str, Any], common_env:
     invocations = airflow_invocations(service_argv(services["airflow-init"]))
     assert ["db", "migrate"] in invocations
     pools = [argv for argv in invocations if argv[:2] == ["pools", "set"]]
-    assert len(pools) == 1
-    name, slots = pools[0][2], int(pools[0][3])
     instance = json.loads(common_env["AIRFLOW_CONN_AMC_DEFAULT"])["extra"]["instance_id"]
-    assert (name, slots) == (f"amc_{instance}", 10)
-    assert "--include-deferred" in pools[0]
+    assert f"amc_{instance}" in {argv[2] for argv in pools}  # the connection's instance
+    for argv in pools:  # one per AMC instance: AMC's 10 concurrent runs, deferred waits included
+        assert re.fullmatch(r"amc_[A-Za-z0-9]+", argv[2]) and int(argv[3]) == 10, argv
+        assert "--include-deferred" in argv, argv
 
 
-def test_init_pool_is_the_pool_of_the_example_dag(
+def test_init_creates_every_pool_the_example_dags_use(
     services: dict[str, Any], airflow_probe: dict[str, Any]
 ) -> None:
-    if airflow_probe["pools"] is None:
-        pytest.skip(f"{EXAMPLE_DAG.relative_to(REPO)} does not exist yet")
+    """A task in a pool that does not exist never runs: every pool of every DAG in dags/ (the
+    fan-out DAG's one per emulator instance included) is created by airflow-init, and no other."""
     invocations = airflow_invocations(service_argv(services["airflow-init"]))
     created = {argv[2] for argv in invocations if argv[:2] == ["pools", "set"]}
-    assert created == {EXAMPLE_POOL}
-    assert EXAMPLE_POOL in set(airflow_probe["pools"].values()), airflow_probe["pools"]
+    used = set(airflow_probe["pools"].values()) - {"default_pool"}
+    assert EXAMPLE_POOL in used and "amc_amcdemo0002" in used, airflow_probe["pools"]
+    assert created == used, airflow_probe["pools"]
 
 
 # ---------------------------------------------------------------------------------------- celery profile
