@@ -22,19 +22,33 @@ from airflow_provider_amc.sensors.amc import AmcExecutionSensor
 
 TABLE = os.environ.get("AMC_TRIGSTART_TABLE", "amc_trigstart_executions")
 BAD_ID = "../not an id"
+#: The sensor's arguments in every DAG here: started in the triggerer, recorded in TABLE.
+WAIT = {
+    "start_from_trigger": True,
+    "postgres_conn_id": "postgres_default",
+    "table": TABLE,
+    "poke_interval": 2,
+    "timeout": 900,
+}
+CREATE = {"workflow_id": "demo_campaign_report", "parameter_values": {"min_impressions": 10}}
 
-with DAG(
-    dag_id="amc_start_from_trigger",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 0},
-    tags=["e2e"],
-):
+
+def e2e_dag(dag_id: str) -> DAG:
+    """A manually triggered DAG without retries (a failure must not hide behind a second try)."""
+    return DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        default_args={"retries": 0},
+        tags=["e2e"],
+    )
+
+
+with e2e_dag("amc_start_from_trigger"):
     submit = AmcCreateExecutionOperator(
         task_id="submit",
-        workflow_id="demo_campaign_report",
-        parameter_values={"min_impressions": 10},
+        **CREATE,
         time_window_start="2026-03-01",
         time_window_end="2026-03-02",
         postgres_conn_id="postgres_default",
@@ -43,21 +57,10 @@ with DAG(
     AmcExecutionSensor(
         task_id="wait",
         execution_id=submit.output,
-        start_from_trigger=True,
-        postgres_conn_id="postgres_default",
-        table=TABLE,
-        poke_interval=2,
-        timeout=900,
+        **WAIT,
     )
 
-with DAG(
-    dag_id="amc_start_from_trigger_bad_id",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 0},
-    tags=["e2e"],
-):
+with e2e_dag("amc_start_from_trigger_bad_id"):
 
     @task
     def bad_id() -> str:
@@ -66,27 +69,15 @@ with DAG(
     bad_id() >> AmcExecutionSensor(
         task_id="wait",
         execution_id="{{ ti.xcom_pull(task_ids='bad_id', map_indexes=-1) }}",
-        start_from_trigger=True,
-        postgres_conn_id="postgres_default",
-        table=TABLE,
-        poke_interval=2,
-        timeout=900,
+        **WAIT,
     )
 
-with DAG(
-    dag_id="amc_start_from_trigger_mapped",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 0},
-    tags=["e2e"],
-):
+with e2e_dag("amc_start_from_trigger_mapped"):
     # Two executions (two days); the mapped sensor asks for start_from_trigger, which Airflow 3.3
     # cannot do for mapped tasks: each map index must still run (worker first, then deferred).
     days = AmcCreateExecutionOperator.partial(
         task_id="submit",
-        workflow_id="demo_campaign_report",
-        parameter_values={"min_impressions": 10},
+        **CREATE,
         postgres_conn_id="postgres_default",
         table=TABLE,
     ).expand_kwargs(
@@ -97,9 +88,5 @@ with DAG(
     )
     AmcExecutionSensor.partial(
         task_id="wait",
-        start_from_trigger=True,
-        postgres_conn_id="postgres_default",
-        table=TABLE,
-        poke_interval=2,
-        timeout=900,
+        **WAIT,
     ).expand(execution_id=days.output)
