@@ -12,11 +12,13 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any, Final, TypeVar
 from urllib.parse import urlencode, urlsplit
 
@@ -45,6 +47,9 @@ SNIPPET_CHARS: Final = 200
 #: The longest Retry-After a call sleeps on; a longer hint ends the call with AmcThrottledError
 #: (its ``retry_after`` set) so the caller can wait without blocking: defer, or poll later.
 RETRY_AFTER_CEILING: Final = 300.0
+#: The longest Retry-After believed: AMC's longest limit is its daily quota. A longer (hostile or
+#: broken) hint counts as a day, so no task waits for ever and no deferral date overflows.
+MAX_RETRY_AFTER: Final = 86400.0
 
 T = TypeVar("T")
 
@@ -202,18 +207,23 @@ class CallContext:
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None when absent/bad."""
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), at most
+    :data:`MAX_RETRY_AFTER`; None when absent or not a wait (negative or not-a-number seconds)."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": an HTTP date is GMT, never the worker's local time
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0.0, when.timestamp() - now())
+    if math.isnan(seconds) or seconds < 0:
         return None
-    return max(0.0, when.timestamp() - now())
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 # ---- request building --------------------------------------------------------------------------

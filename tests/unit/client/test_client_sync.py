@@ -699,3 +699,52 @@ def test_a_retry_after_longer_than_a_call_waits_ends_the_call_with_the_hint(
     assert info.value.retry_after == 301.0
     assert "not retried" in str(info.value)
     assert sleeps == [] and len(api_calls(mock)) == 1
+
+
+@pytest.mark.parametrize(
+    "hint",
+    ["86401", "inf", "1e300", "99999999999", "Fri, 31 Dec 9999 23:59:59 GMT"],
+)
+def test_a_huge_retry_after_is_capped_at_a_day(mock: Any, client: AmcClient, hint: str) -> None:
+    """A hostile or broken Retry-After (infinite, 3,000 years, the year 9999) must not make a task
+    wait for ever: AMC's longest limit is its daily quota, so no hint counts for more than a day
+    (the create operator defers by it; the trigger's next poll waits it)."""
+    from airflow_provider_amc.client.protocol import MAX_RETRY_AFTER
+
+    mock.get(EXECUTION_URL, [{"status_code": 429, "headers": {"Retry-After": hint}}])
+    with pytest.raises(AmcThrottledError) as info:
+        client.get_execution("e-1")
+    assert info.value.retry_after == MAX_RETRY_AFTER == 86400.0
+    assert "Retry-After 86400 s" in str(info.value)
+
+
+@pytest.mark.parametrize("hint", ["nan", "-5", "-inf"])
+def test_a_retry_after_that_is_not_a_wait_falls_back_to_the_backoff(
+    mock: Any, client: AmcClient, sleeps: list[float], hint: str
+) -> None:
+    """Not-a-number or negative seconds are not a valid Retry-After: the client backs off as for a
+    429 without one (not retrying at once, which spends the rate limit)."""
+    mock.get(
+        EXECUTION_URL,
+        [{"status_code": 429, "headers": {"Retry-After": hint}}, {"json": execution_json()}],
+    )
+    client.get_execution("e-1")
+    assert sleeps == [1.0]
+
+
+def test_an_http_date_retry_after_is_gmt_whatever_the_workers_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-0000`` parses to a naive datetime: it is GMT like every HTTP date, not the local time."""
+    import time
+    from datetime import UTC, datetime
+
+    from airflow_provider_amc.client.protocol import parse_retry_after
+
+    asked = datetime(2015, 10, 21, 7, 27, tzinfo=UTC).timestamp()
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 -0000", now=lambda: asked) == 60.0
+        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=lambda: asked) == 60.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
