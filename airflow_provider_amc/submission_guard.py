@@ -6,8 +6,8 @@
 2. ``quota_policy``: the instance must have an ad-hoc execution left in this quota day
    (:mod:`airflow_provider_amc.quota`);
 3. the create itself; a quota answer from AMC counts like an exhausted quota, and a throttled
-   create whose ``Retry-After`` is longer than a call waits is tried again after it (both with
-   ``quota_policy="wait"``).
+   create (or quota count) whose ``Retry-After`` is longer than a call waits is tried again after
+   it (both with ``quota_policy="wait"``).
 
 Waiting is a deferral to the standard ``DateTimeTrigger`` (no worker slot while waiting); the task
 resumes in :meth:`~SubmissionGuardMixin.resume_submission`, which runs ``execute`` again from the
@@ -81,7 +81,11 @@ class SubmissionGuardMixin:
         settings = self.quota_settings
         day_start = None
         if settings.enabled:
-            day_start, exhausted = quota.check_quota(self.hook, instance_id, settings, now)
+            try:
+                day_start, exhausted = quota.check_quota(self.hook, instance_id, settings, now)
+            except AmcApiError as exc:  # the count's list call
+                self.wait_if_throttled(exc, "the quota count")
+                raise
             if exhausted is not None:
                 self.quota_exhausted(exhausted)
         try:
@@ -89,17 +93,24 @@ class SubmissionGuardMixin:
         except AmcApiError as exc:
             if settings.enabled and quota.is_quota_answer(exc):
                 self.quota_exhausted(quota.refused(instance_id, settings, datetime.now(UTC), exc))
-            later = throttled_until(exc, datetime.now(UTC))
-            if later is None or settings.policy != "wait":
-                raise
-            self.log.warning(  # type: ignore[attr-defined]
-                "AMC throttled the create (Retry-After longer than a call waits): deferred until %s",
-                later.isoformat(),
-            )
-            self.wait_until(later)
+            self.wait_if_throttled(exc, "the create")
+            raise
         if day_start is not None:
             quota.note_created(self.hook, instance_id, day_start, execution.workflow_execution_id)
         return execution
+
+    def wait_if_throttled(self, exc: AmcApiError, call: str) -> None:
+        """With ``quota_policy="wait"``: defer until AMC's time when it throttled ``call`` with a
+        ``Retry-After`` longer than a call waits; otherwise return (the caller re-raises)."""
+        later = throttled_until(exc, datetime.now(UTC))
+        if later is None or self.quota_settings.policy != "wait":
+            return
+        self.log.warning(  # type: ignore[attr-defined]
+            "AMC throttled %s (Retry-After longer than a call waits): deferred until %s",
+            call,
+            later.isoformat(),
+        )
+        self.wait_until(later)
 
     def quota_exhausted(self, exhausted: quota.QuotaExhausted) -> NoReturn:
         """Fail (``quota_policy="fail"``) or wait for the quota day to roll over."""

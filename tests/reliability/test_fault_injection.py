@@ -115,6 +115,29 @@ def test_create_throttled_longer_than_a_call_waits_fails_with_policy_fail(amc_en
     assert len(log_entries(amc_env, "POST", CREATE_PATH)) == 1 and executions_created(amc_env) == 0
 
 
+def test_quota_count_throttled_longer_than_a_call_waits_defers_like_the_create(
+    amc_env: EmulatorServer,
+) -> None:
+    """The quota check's list call throttled with Retry-After: 3600 is AMC asking for an hour like a
+    throttled create: the task defers until then (``quota_policy="wait"``), it does not fail the
+    try for Airflow's retry to ask again minutes later. (``quota_day_start`` of its own: no count
+    cached by an earlier test.)"""
+    amc_env.admin.fault("status", method="GET", path=CREATE_PATH, status=429, retry_after=3600, count=1)
+    store = InMemoryTaskStateStore()
+    asked = datetime.now(UTC)
+    with pytest.raises(TaskDeferred) as deferred:
+        within(20, lambda: create_operator(quota_day_start="00:00:01").execute(context(store)))
+    moment = deferred.value.trigger.moment
+    assert asked + timedelta(seconds=3590) <= moment <= datetime.now(UTC) + timedelta(seconds=3600)
+    assert deferred.value.method_name == "resume_submission"
+    assert len(log_entries(amc_env, "GET", CREATE_PATH)) == 1
+    assert len(log_entries(amc_env, "POST", CREATE_PATH)) == 0
+    execution_id = create_operator(quota_day_start="00:00:01").resume_submission(context(store))
+    assert amc_env.admin.execution(INSTANCE, execution_id)["execution"]["workflowExecutionId"] == execution_id
+    account_faults(amc_env)
+    assert_single_execution(amc_env)
+
+
 @pytest.mark.parametrize(
     ("kind", "fields", "error"),
     [
