@@ -62,7 +62,13 @@ TARGET_FIELDS = ("amc_conn_id", "instance_id", "pool")
 def parse_targets(raw: Any) -> dict[str, list[dict[str, str]]]:
     """The Variable's pairs grouped by pool (``pool -> [{amc_conn_id, instance_id}, ...]``); a bad
     value raises ``ValueError`` naming the Variable, the entry and the field (a DAG import error)."""
-    targets = json.loads(raw) if isinstance(raw, str) else raw
+    try:
+        targets = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError as exc:
+        raise ValueError(
+            f"Variable {TARGETS_VARIABLE} is not valid JSON ({exc}): it must be a JSON list of "
+            f'{{"amc_conn_id": ..., "instance_id": ..., "pool"?: ...}} objects, got {raw!r}'
+        ) from None
     if not isinstance(targets, list) or not targets:
         raise ValueError(f"Variable {TARGETS_VARIABLE} must be a non-empty JSON list, got {raw!r}")
     lanes: dict[str, list[dict[str, str]]] = {}

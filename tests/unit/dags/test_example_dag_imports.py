@@ -98,3 +98,14 @@ def test_fanout_bad_targets_fail_the_import_naming_the_entry(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         fanout_dag(monkeypatch, targets)
+
+
+@pytest.mark.parametrize("raw", ['[{"amc_conn_id": "a", "instance_id": "i"}', "amc_us:amcus0001", ""])
+def test_fanout_targets_that_are_not_json_fail_the_import_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    """A typo in the Variable (a missing bracket, a plain string) names the Variable, not only
+    ``Expecting value: line 1 column 1``."""
+    monkeypatch.setenv("AIRFLOW_VAR_AMC_FANOUT_TARGETS", raw)
+    with pytest.raises(ValueError, match=r"Variable amc_fanout_targets is not valid JSON .*a JSON list"):
+        runpy.run_path(str(FANOUT), run_name="fanout_dag")
