@@ -22,7 +22,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import time as day_time
 from typing import TYPE_CHECKING, Any
 
@@ -63,11 +63,21 @@ class QuotaSettings:
         return self.policy != "ignore"
 
 
+def _is_utc(zone: tzinfo) -> bool:
+    """Whether ``zone`` is UTC all year. A named zone (``ZoneInfo``) gives a bare time no offset
+    (``utcoffset()`` is None): its offset is read on dates in winter and summer instead."""
+    probes = [datetime(year, month, 1, 12, tzinfo=zone) for year in (2000, 2025) for month in (1, 7)]
+    return all(probe.utcoffset() == timedelta(0) for probe in probes)
+
+
 def parse_day_start(value: Any) -> day_time:
     """``quota_day_start``: ``HH:MM[:SS]`` (UTC) or a ``datetime.time``."""
     if isinstance(value, day_time):
-        if value.tzinfo is not None and value.utcoffset() not in (None, timedelta(0)):
-            raise AmcConfigError(f"quota_day_start must be a UTC time of day, got {value!r}")
+        if value.tzinfo is not None and not _is_utc(value.tzinfo):
+            raise AmcConfigError(
+                f"quota_day_start must be a UTC time of day ('HH:MM[:SS]' or a datetime.time without "
+                f"a zone or in UTC), got {value!r}"
+            )
         return value.replace(tzinfo=None, microsecond=0)
     match = _DAY_START_PATTERN.fullmatch(value.strip()) if isinstance(value, str) else None
     if match:

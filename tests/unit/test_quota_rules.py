@@ -7,6 +7,7 @@ from airflow_env import apply_airflow_test_env
 apply_airflow_test_env()
 
 from datetime import UTC, datetime, time, timedelta, timezone  # noqa: E402
+from zoneinfo import ZoneInfo  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -54,6 +55,8 @@ def test_daily_quota_must_be_a_positive_integer(quota: object) -> None:
         (" 23:59:59 ", time(23, 59, 59)),
         (time(8, 0), time(8, 0)),
         (time(8, 0, tzinfo=UTC), time(8, 0)),
+        (time(8, 0, tzinfo=ZoneInfo("UTC")), time(8, 0)),
+        (time(8, 0, tzinfo=ZoneInfo("Etc/UTC")), time(8, 0)),
     ],
 )
 def test_quota_day_start_forms(value: object, expected: time) -> None:
@@ -62,7 +65,21 @@ def test_quota_day_start_forms(value: object, expected: time) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["24:00", "12:60", "12:00:60", "noon", "", "12", "1200", 8, None, time(8, tzinfo=PLUS_TWO)],
+    [
+        "24:00",
+        "12:60",
+        "12:00:60",
+        "noon",
+        "",
+        "12",
+        "1200",
+        8,
+        None,
+        time(8, tzinfo=PLUS_TWO),
+        # a named zone's time has no offset of its own (utcoffset() is None): not silently UTC
+        time(8, tzinfo=ZoneInfo("America/New_York")),
+        time(8, tzinfo=ZoneInfo("Europe/London")),
+    ],
 )
 def test_bad_quota_day_start_names_the_field(value: object) -> None:
     with pytest.raises(AmcConfigError, match="quota_day_start"):
