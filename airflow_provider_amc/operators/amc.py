@@ -12,6 +12,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_amc.client import (
     OUTPUT_FORMATS,
+    AmcApiError,
+    AmcResponseError,
     AmcServerError,
     AmcTransportError,
     CreateExecutionRequest,
@@ -332,6 +334,8 @@ class AmcCreateExecutionOperator(SubmissionGuardMixin, AmcLineageMixin, Executio
         if stored.get("execution_id"):
             execution = self.hook.get_execution(stored["execution_id"], instance_id=stored["instance_id"])
             return self._live(execution, "an earlier try", submission)
+        if stored.get("refused"):  # AMC refused the earlier try's create: nothing of it to find
+            return None
         # An earlier try was submitting when it died or lost the answer: the create may have reached AMC.
         lost = self.find_lost_submission(submission, stored, owner)
         if lost is None:
@@ -370,6 +374,13 @@ class AmcCreateExecutionOperator(SubmissionGuardMixin, AmcLineageMixin, Executio
                 raise
             self.log.warning("Create call failed (%s) but AMC has the execution: using it", exc)
             execution = lost
+        except AmcApiError as exc:
+            # AMC answered with a refusal (429, a quota answer, any 4xx): nothing was created, so a
+            # later try (after a wait of hours) has no lost answer to look for, and must not take a
+            # live execution of the same request that someone else created meanwhile for one.
+            if store is not None and not isinstance(exc, AmcResponseError):  # 2xx, unreadable body
+                store.set(STATE_KEY, {**state, "refused": True})
+            raise
         if store is not None:  # first thing after the create call: a retry must find it
             store.set(STATE_KEY, {**state, "execution_id": execution.workflow_execution_id})
         return execution

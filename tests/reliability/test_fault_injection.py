@@ -107,6 +107,29 @@ def test_create_throttled_longer_than_a_call_waits_defers_then_submits_once(amc_
     assert_single_execution(amc_env)
 
 
+@pytest.mark.parametrize("refusal", ["throttled", "quota-answer"])
+def test_a_refused_create_leaves_no_lost_submission_to_adopt_after_the_wait(
+    amc_env: EmulatorServer, refusal: str
+) -> None:
+    """AMC answered the create with a refusal (429 with a long Retry-After, a quota answer): nothing
+    was created. Back from the wait (an hour, a day) the task must submit its own execution, not
+    take another tool's live execution of the same request, created meanwhile, for the lost answer
+    of its refused create."""
+    if refusal == "throttled":
+        amc_env.admin.fault("status", method="POST", path=CREATE_PATH, status=429, retry_after=3600, count=1)
+    else:  # AMC's own count is used up; the operator's count (a larger daily_quota) lets it try
+        amc_env.admin.config(daily_quota=0)
+    store = InMemoryTaskStateStore()
+    with pytest.raises(TaskDeferred):
+        within(20, lambda: create_operator(daily_quota=1000).execute(context(store)))
+    assert executions_created(amc_env) == 0
+    amc_env.admin.config(daily_quota=1000)
+    outside = submit(amc_env, reattach=False, daily_quota=1000)  # another DAG, same request
+    ours = create_operator(daily_quota=1000).resume_submission(context(store))
+    assert ours != outside
+    assert executions_created(amc_env) == 2
+
+
 def test_create_throttled_longer_than_a_call_waits_fails_with_policy_fail(amc_env: EmulatorServer) -> None:
     amc_env.admin.fault("status", method="POST", path=CREATE_PATH, status=429, retry_after=3600, count=1)
     with pytest.raises(AmcThrottledError) as info:
