@@ -13,17 +13,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_amc.client import AmcConfigError
-from airflow_provider_amc.time_window import EXPLICIT, AmcTimeWindow, local_instant
+from airflow_provider_amc.time_window import EXPLICIT, RETENTION_DAYS, AmcTimeWindow, local_instant
+
+#: The longest ``min_data_age``: AMC keeps about 13 months of data, so a window older than that is
+#: empty when the wait ends (and ``timedelta.max`` would overflow the date waited for).
+MAX_MIN_DATA_AGE = timedelta(days=RETENTION_DAYS)
 
 
 def validate_min_data_age(value: Any) -> timedelta | None:
-    """``min_data_age``: ``None`` (off) or a non-negative ``timedelta``."""
+    """``min_data_age``: ``None`` (off) or a ``timedelta`` from 0 to :data:`MAX_MIN_DATA_AGE`."""
     if value is None:
         return None
-    if not isinstance(value, timedelta) or value < timedelta(0):
+    if not isinstance(value, timedelta) or not timedelta(0) <= value <= MAX_MIN_DATA_AGE:
         raise AmcConfigError(
-            f"min_data_age must be a non-negative datetime.timedelta (e.g. timedelta(hours=48)) "
-            f"or None, got {value!r}"
+            f"min_data_age must be a non-negative datetime.timedelta (e.g. timedelta(hours=48)) of at "
+            f"most {RETENTION_DAYS} days (AMC keeps about 13 months of data), or None, got {value!r}"
         )
     return value
 
@@ -43,4 +47,4 @@ def data_ready_at(window: AmcTimeWindow, min_data_age: timedelta | None) -> date
     return end + min_data_age
 
 
-__all__ = ["data_ready_at", "validate_min_data_age", "window_end_utc"]
+__all__ = ["MAX_MIN_DATA_AGE", "data_ready_at", "validate_min_data_age", "window_end_utc"]

@@ -86,11 +86,18 @@ def test_bad_quota_day_start_names_the_field(value: object) -> None:
         AmcCreateExecutionOperator(task_id="t", workflow_id="wf", quota_day_start=value)
 
 
-@pytest.mark.parametrize("age", [timedelta(seconds=-1), 48, "48h", 172800.0])
+@pytest.mark.parametrize(
+    "age", [timedelta(seconds=-1), 48, "48h", 172800.0, timedelta(days=397), timedelta.max]
+)
 def test_min_data_age_must_be_a_non_negative_timedelta(age: object) -> None:
-    with pytest.raises(AmcConfigError, match=r"min_data_age must be a non-negative datetime\.timedelta"):
+    """Up to AMC's retention: a longer age waits past the data's deletion, and ``timedelta.max``
+    would overflow the date to wait for."""
+    with pytest.raises(
+        AmcConfigError, match=r"min_data_age must be a non-negative datetime\.timedelta .* at most 396 days"
+    ):
         AmcCreateExecutionOperator(task_id="t", workflow_id="wf", min_data_age=age)
     assert validate_min_data_age(timedelta(0)) == timedelta(0)
+    assert validate_min_data_age(timedelta(days=396)) == timedelta(days=396)
 
 
 # ---- the quota day ---------------------------------------------------------------------------------
