@@ -32,9 +32,18 @@ def object_key(url: str) -> str:
 
 
 def result_urls_by_key(answer: DownloadUrls, execution_id: str) -> dict[str, str]:
-    """``{object key: URL}`` in AMC's order; more URLs than the spec allows, a repeated object or a
-    ``nextToken`` (a second page the spec does not have) raise instead of loading part of a result."""
+    """``{object key: URL}`` in AMC's order; no URL, more URLs than the spec allows, a repeated
+    object or a ``nextToken`` (a second page the spec does not have) raise instead of loading part
+    of a result (or none of it, reported as 0 rows)."""
     urls = list(answer.download_urls)
+    if not urls:
+        # The spec allows an empty list, but an empty result is a header-only CSV (amc-api.md §5):
+        # no file means there is nothing to count (a dry run, output not downloadable), not 0 rows.
+        raise AmcResponseError(
+            f"downloadUrls of execution {execution_id} lists no result file (a SUCCEEDED execution "
+            "has at least one, header-only when empty); refusing to report 0 rows. Dry runs and "
+            "executions whose output is not downloadable have no result files."
+        )
     if answer.next_token:
         raise AmcResponseError(
             f"downloadUrls of execution {execution_id} has a nextToken: a second page of result files "

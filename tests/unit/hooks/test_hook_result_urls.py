@@ -79,3 +79,17 @@ def test_a_next_token_is_an_error_not_a_silently_shorter_result(api: rm.Mocker) 
 def test_the_same_file_twice_is_an_error(api: rm.Mocker) -> None:
     with pytest.raises(AmcResponseError, match="the same file twice"):
         parts(api, [{"downloadUrls": [signed(0, "a"), signed(0, "b")]}])
+
+
+# GetWorkflowExecutionDownloadUrlsResponse allows ``minItems: 0`` and no required field (spec), but a
+# SUCCEEDED execution always has a file: an empty result is a header-only CSV (amc-api.md §5, §10.8).
+# No file at all (a dry run, an ACR-only DOWNLOAD channel, an answer of another shape) must never be
+# counted as "0 rows".
+@pytest.mark.parametrize(
+    "answer",
+    [{"downloadUrls": [], "metadataDownloadUrls": []}, {}, {"metadataDownloadUrls": [signed(0, "m")]}],
+)
+def test_no_result_file_is_an_error_not_zero_rows(api: rm.Mocker, answer: dict[str, Any]) -> None:
+    expected = f"downloadUrls of execution {EXECUTION_ID} lists no result file"
+    with pytest.raises(AmcResponseError, match=expected):
+        parts(api, [answer])
