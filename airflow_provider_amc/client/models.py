@@ -214,6 +214,10 @@ class ListPage(BaseModel, Generic[ItemT]):
     def parse(cls, body: Any, items_key: str, item_model: type[ItemT]) -> ListPage[ItemT]:
         if not isinstance(body, dict):
             raise TypeError(f"expected a JSON object with {items_key!r}, got {type(body).__name__}")
+        if items_key not in body and set(body) - {"nextToken"}:
+            # The key is optional (an empty page may be ``{}``), but items under another key must
+            # not read as "none" (the lost-create lookup would submit a second execution).
+            raise TypeError(f"no {items_key!r} list in an answer with keys {sorted(body)}")
         items = [item_model.model_validate(item) for item in body.get(items_key) or []]
         return cls(items=items, next_token=body.get("nextToken") or None)
 

@@ -748,3 +748,34 @@ def test_an_http_date_retry_after_is_gmt_whatever_the_workers_zone(monkeypatch: 
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+# ---- real-shaped answers (amc-api.md, Amazon's OpenAPI file) -------------------------------------------
+# List answers are ``{"executions": [...], "nextToken"?}`` (ListWorkflowExecutionsResponse; [SPEC][PM]),
+# the key itself not required. An answer carrying its items under another key must not read as "no
+# executions": the lost-create lookup would then submit a second run.
+def _list_wf_executions(client: AmcClient) -> Any:
+    return client.list_executions(workflow_id="wf")
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "answer"),
+    [
+        (_list_wf_executions, "/workflowExecutions", {"workflowExecutions": []}),
+        (_list_wf_executions, "/workflowExecutions", {"items": [], "nextToken": "n"}),
+        (lambda c: c.list_workflows(), "/workflows", {"workflowList": [{"workflowId": "w"}]}),
+    ],
+)
+def test_a_list_answer_without_its_items_key_is_an_error_not_an_empty_list(
+    mock: Any, client: AmcClient, call: Callable[[AmcClient], Any], path: str, answer: dict[str, Any]
+) -> None:
+    mock.get(f"{REPORTING}{path}", json=answer)
+    key = "executions" if "Executions" in path else "workflows"
+    with pytest.raises(AmcResponseError, match=f"no {key!r} list"):
+        call(client)
+
+
+@pytest.mark.parametrize("answer", [{}, {"executions": []}, {"executions": None, "nextToken": None}])
+def test_an_empty_list_answer_is_an_empty_list(mock: Any, client: AmcClient, answer: dict[str, Any]) -> None:
+    mock.get(f"{REPORTING}/workflowExecutions", json=answer)
+    assert client.list_executions(workflow_id="wf") == []
