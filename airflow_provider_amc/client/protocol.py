@@ -16,7 +16,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, Final, TypeVar
@@ -192,6 +192,11 @@ class CallContext:
         cap = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
         return self.jitter(cap)
 
+    @property
+    def secrets(self) -> tuple[str, str]:
+        """The settings' secrets, for :func:`redact` (an answer may echo the request's form)."""
+        return self.settings.client_secret.get_secret_value(), self.settings.refresh_token.get_secret_value()
+
     def api_headers(self, media_type: str | None, has_body: bool) -> dict[str, str]:
         settings = self.settings
         headers = {
@@ -246,6 +251,23 @@ def build_request(ctx: CallContext, op: Operation, token: str | None) -> HttpReq
 
 
 # ---- response parsing and classification -----------------------------------------------------------
+#: A Login with Amazon token (access ``Atza|…``, refresh ``Atzr|…``; ``|`` maybe URL-encoded),
+#: whoever's it is: never quoted from an answer.
+_LWA_TOKEN = re.compile(r"(Atz[ar](?:\||%7[Cc]))[^\s\"'&,;<>]+")
+REDACTED: Final = "***"
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` (quoted from an answer) with ``secrets`` and any LwA token replaced by ``***``.
+
+    Gateways and proxies may echo the request: its bearer token, or the token grant's form.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _LWA_TOKEN.sub(rf"\1{REDACTED}", text)
+
+
 def snippet(body: bytes) -> str:
     text = body[:SNIPPET_CHARS].decode("utf-8", errors="replace")
     text = " ".join(text.split())
@@ -259,7 +281,7 @@ def parse_json(response: HttpResponse, op: Operation) -> Any:
     try:
         return json.loads(response.body)
     except (ValueError, UnicodeDecodeError):
-        quoted = "" if op.kind == Kind.TOKEN else f": {snippet(response.body)!r}"  # may echo secrets
+        quoted = "" if op.kind == Kind.TOKEN else f": {redact(snippet(response.body))!r}"  # may echo secrets
         raise AmcResponseError(
             f"{op.label} answered HTTP {response.status} with a body that is not valid JSON{quoted}",
             status_code=response.status,
@@ -315,17 +337,25 @@ def token_error(op: Operation, response: HttpResponse) -> AmcAuthError:
     )
 
 
-def api_error(op: Operation, response: HttpResponse, extra: str = "") -> AmcError:
-    """The typed error for a final (non-retried) error answer."""
+def api_error(
+    op: Operation, response: HttpResponse, extra: str = "", secrets: Iterable[str | None] = ()
+) -> AmcError:
+    """The typed error for a final (non-retried) error answer; ``secrets`` (and any LwA token)
+    are redacted from what is quoted of the body."""
     status = response.status
     parsed = ErrorBody.parse(response.body)
+    secrets = tuple(secrets)
+
+    def quoted(value: str | None) -> str | None:
+        return None if value is None else redact(value, secrets)
+
     fields: dict[str, Any] = {
         "status_code": status,
-        "code": parsed.code,
-        "details": parsed.details,
+        "code": quoted(parsed.code),
+        "details": quoted(parsed.details),
         "request_id": response.request_id,
     }
-    text = parsed.details or parsed.error_description or parsed.error or "no details"
+    text = quoted(parsed.details or parsed.error_description or parsed.error) or "no details"
     message = f"{op.label} failed with HTTP {status}: {text}{extra}"
     if op.kind == Kind.TOKEN:
         return token_error(op, response)
@@ -363,10 +393,17 @@ Decision = HttpResponse | Retry | Refresh | AmcError
 
 
 def classify(
-    ctx: CallContext, op: Operation, result: HttpResponse | TransportFailure, attempt: int, refreshed: bool
+    ctx: CallContext,
+    op: Operation,
+    result: HttpResponse | TransportFailure,
+    attempt: int,
+    refreshed: bool,
+    token: str | None = None,
 ) -> Decision:
-    """Decide what to do with one attempt's result: return it, retry, refresh the token, or fail."""
+    """Decide what to do with one attempt's result: return it, retry, refresh the token, or fail
+    (``token``: the access token the request carried, never quoted in an error)."""
     can_retry = attempt < ctx.settings.max_attempts
+    secrets = (*ctx.secrets, token)
     if isinstance(result, TransportFailure):
         if result.maybe_sent and not op.idempotent:
             return AmcTransportError(
@@ -387,11 +424,11 @@ def classify(
             # Longer than one call may block: asking again sooner only spends the rate limit. The
             # caller decides (the create operator defers until then, the trigger waits that long).
             return api_error(
-                op, result, f" (Retry-After {hint:.0f} s is longer than a call waits; not retried)"
+                op, result, f" (Retry-After {hint:.0f} s is longer than a call waits; not retried)", secrets
             )
         return Retry(hint if hint is not None else ctx.backoff(attempt), f"HTTP {status}")
     extra = f" (after {attempt} attempts)" if status in RETRYABLE_STATUSES and attempt > 1 else ""
-    return api_error(op, result, extra)
+    return api_error(op, result, extra, secrets)
 
 
 # ---- the one call loop ----------------------------------------------------------------------------
@@ -405,7 +442,7 @@ def call(ctx: CallContext, op: Operation) -> Flow[HttpResponse]:
             token = yield GetToken(stale)
             stale = None
         result = yield Send(build_request(ctx, op, token))
-        decision = classify(ctx, op, result, attempt, refreshed)
+        decision = classify(ctx, op, result, attempt, refreshed, token)
         if isinstance(decision, HttpResponse):
             return decision
         if isinstance(decision, AmcError):

@@ -189,3 +189,15 @@ async def test_external_session_is_not_closed(fake_amc: FakeAmc) -> None:
         async with AsyncAmcClient(fake_settings(fake_amc), session=session) as client:
             assert [i.instance_id for i in await client.list_instances()] == ["amc1"]
         assert not session.closed
+
+
+async def test_a_token_echoed_in_a_403_body_is_redacted(fake_amc: FakeAmc) -> None:
+    """AMC's 403 is ``{"code": "403", "details": ...}`` (amc-api.md §1.6); a gateway may echo the
+    bearer token there. The triggerer's errors quote the body without it, as the worker's do."""
+    echo = {"code": "403", "details": "Unauthorized request. Authorization: Bearer Atza|token-2"}
+    fake_amc.script("GET", EXECUTION, Reply(status=403, body=echo))
+    async with make_client(fake_amc) as client:
+        with pytest.raises(AmcAuthError) as info:
+            await client.get_execution("e-1")
+    assert "token-2" not in str(info.value) and "token-2" not in str(info.value.details)
+    assert "Unauthorized request." in str(info.value)

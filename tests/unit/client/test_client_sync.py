@@ -18,6 +18,7 @@ from amc_client_fakes import (
     CLIENT_ID,
     CLIENT_SECRET,
     MARKETPLACE_ID,
+    REFRESH_TOKEN,
     REPORTING,
     SECRETS,
     TOKEN_URL,
@@ -779,3 +780,45 @@ def test_a_list_answer_without_its_items_key_is_an_error_not_an_empty_list(
 def test_an_empty_list_answer_is_an_empty_list(mock: Any, client: AmcClient, answer: dict[str, Any]) -> None:
     mock.get(f"{REPORTING}/workflowExecutions", json=answer)
     assert client.list_executions(workflow_id="wf") == []
+
+
+# Error bodies are quoted in messages (``details``, ``message``): a gateway or a proxy that echoes the
+# request (the bearer token, the form) must not put a secret into an exception, a log or XCom.
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"code": "400", "details": f"Invalid header Authorization: Bearer {ACCESS_TOKEN}"}),
+        (401, {"message": f"token {ACCESS_TOKEN} expired"}),
+        (403, {"code": "403", "details": f"refresh_token={REFRESH_TOKEN}&client_secret={CLIENT_SECRET}"}),
+        (502, f"<html>upstream said Authorization: Bearer {ACCESS_TOKEN}</html>".encode()),
+    ],
+)
+def test_secrets_echoed_in_an_error_body_are_redacted(
+    mock: Any, client: AmcClient, status: int, body: Any
+) -> None:
+    kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+    mock.get(EXECUTION_URL, status_code=status, **kwargs)
+    with pytest.raises(AmcApiError) as info:
+        client.get_execution("e-1")
+    texts = [str(info.value), repr(info.value.details), repr(info.value.code)]
+    for secret in SECRETS:
+        assert not any(secret in text for text in texts), (secret, texts)
+    assert "***" in str(info.value), "the rest of the message is kept"
+
+
+def test_an_lwa_token_of_another_client_is_redacted_too(mock: Any, client: AmcClient) -> None:
+    echo = {"details": "got Atza|IwEBIOtherToken-x_y.z and Atzr|Other"}
+    mock.get(EXECUTION_URL, status_code=400, json=echo)
+    with pytest.raises(AmcApiError) as info:
+        client.get_execution("e-1")
+    assert "Atza|IwEB" not in str(info.value) and "Atzr|Other" not in str(info.value)
+    assert "Atza|***" in str(info.value)
+
+
+def test_the_access_token_in_use_is_redacted_whatever_its_form(mock: Any, client: AmcClient) -> None:
+    """A token endpoint other than LwA's (``token_url``) may issue tokens without the ``Atza|`` prefix."""
+    mock.post(TOKEN_URL, json={"access_token": "opaque-token-DO-NOT-LOG", "expires_in": 3600})
+    mock.get(EXECUTION_URL, status_code=401, json={"details": "bad bearer opaque-token-DO-NOT-LOG"})
+    with pytest.raises(AmcAuthError) as info:
+        client.get_execution("e-1")
+    assert "opaque-token" not in str(info.value) and "opaque-token" not in str(info.value.details)
