@@ -126,7 +126,7 @@ class WorkflowExecution(AmcModel):
 
     workflow_execution_id: str
     workflow_id: str | None = None
-    status: str
+    status: str | None = None
     status_reason: str | None = None
     create_time: str | None = None
     last_updated_time: str | None = None

@@ -160,7 +160,8 @@ class AmcExecutionTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = AmcHook(amc_conn_id=self.amc_conn_id)
-        interval, errors, last_status = self.poll_interval, 0, ""
+        interval, errors = self.poll_interval, 0
+        last_status: str | None = ""
         self._resolve_deadline()
         try:
             if self.first_poll_delay > 0:  # the worker has just polled: no point in asking again at once

@@ -822,3 +822,21 @@ def test_the_access_token_in_use_is_redacted_whatever_its_form(mock: Any, client
     with pytest.raises(AmcAuthError) as info:
         client.get_execution("e-1")
     assert "opaque-token" not in str(info.value) and "opaque-token" not in str(info.value.details)
+
+
+# WorkflowExecution in Amazon's OpenAPI file has no ``required`` list: ``status`` may be absent or
+# null. A create answer without it must still give the execution id (AMC has created the run; losing
+# the id would submit a second one), and a status AMC does not give is never a success.
+@pytest.mark.parametrize("status", [{}, {"status": None}])
+def test_an_execution_without_status_keeps_its_id_and_is_not_finished(
+    mock: Any, client: AmcClient, status: dict[str, Any]
+) -> None:
+    from airflow_provider_amc.lifecycle import AmcStatus
+
+    answer = {"workflowExecutionId": "b3a77999-7c8e-4289-9bf9-5da8f178536c", "workflowId": "wf", **status}
+    mock.post(f"{REPORTING}/workflowExecutions", json=answer)
+    mock.get(f"{REPORTING}/workflowExecutions/{answer['workflowExecutionId']}", json=answer)
+    created = client.create_execution(CreateExecutionRequest(workflow_id="wf", time_window_type="ALL"))
+    assert created.workflow_execution_id == answer["workflowExecutionId"]
+    polled = AmcStatus.parse(client.get_execution(created.workflow_execution_id).status)
+    assert not polled.is_terminal and not polled.succeeded
