@@ -179,6 +179,12 @@ class DownloadUrls(AmcModel):
     metadata_download_urls: list[str] = Field(default_factory=list)
     next_token: str | None = None
 
+    @field_validator("download_urls", "metadata_download_urls", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        """No field of the answer is required (spec): a null list is an empty one."""
+        return [] if value is None else value
+
 
 class AmcAccount(AmcModel):
     """An AMC account: ``account_id`` is the Amazon-Advertising-API-AdvertiserId value."""

@@ -840,3 +840,18 @@ def test_an_execution_without_status_keeps_its_id_and_is_not_finished(
     assert created.workflow_execution_id == answer["workflowExecutionId"]
     polled = AmcStatus.parse(client.get_execution(created.workflow_execution_id).status)
     assert not polled.is_terminal and not polled.succeeded
+
+
+def test_download_urls_with_null_lists_and_token_parse(mock: Any, client: AmcClient) -> None:
+    """GetWorkflowExecutionDownloadUrlsResponse: no field is required and ``nextToken`` is "Null if
+    all results have been returned" (spec): a null metadata list is no metadata, not a bad answer."""
+    url = "https://s3.amazonaws.com/b/workflow=wf/schedule=adhoc/x.csv?X-Amz-Expires=600"
+    mock.get(
+        f"{EXECUTION_URL}/downloadUrls",
+        json={"downloadUrls": [url], "metadataDownloadUrls": None, "nextToken": None},
+    )
+    urls = client.get_download_urls("e-1")
+    assert (urls.download_urls, urls.metadata_download_urls, urls.next_token) == ([url], [], None)
+    mock.get(f"{EXECUTION_URL}/downloadUrls", json={"downloadUrls": None})
+    with pytest.raises(AmcResponseError, match="lists no result file"):
+        client.result_urls("e-1")
