@@ -205,13 +205,19 @@ def _cancel(ctx: CallContext, op: Operation) -> Flow[bool]:
 
 
 def _about(execution_id: str, flow: Flow[WorkflowExecution], op: Operation) -> Flow[WorkflowExecution]:
-    """The execution ``flow`` returns, which must be ``execution_id``: an answer about another
-    execution is an error (recording it would attach another run's status or data to this one)."""
+    """The execution ``flow`` returns, which must be ``execution_id`` and have a status: an answer
+    about another execution is an error (recording it would attach another run's status or data
+    to this one), and so is a status answer without one (it says nothing about the run)."""
     execution = yield from flow
     if execution.workflow_execution_id != execution_id:
         raise AmcResponseError(
             f"{op.label} answered about execution {execution.workflow_execution_id!r}, "
             f"not the one asked for ({execution_id!r})",
+            status_code=200,
+        )
+    if not execution.status:
+        raise AmcResponseError(
+            f"{op.label} answered HTTP 200 with an unexpected body: no status for execution {execution_id!r}",
             status_code=200,
         )
     return execution

@@ -826,8 +826,9 @@ def test_the_access_token_in_use_is_redacted_whatever_its_form(mock: Any, client
 
 # WorkflowExecution in Amazon's OpenAPI file has no ``required`` list: ``status`` may be absent or
 # null. A create answer without it must still give the execution id (AMC has created the run; losing
-# the id would submit a second one), and a status AMC does not give is never a success.
-@pytest.mark.parametrize("status", [{}, {"status": None}])
+# the id would submit a second one) and count as not finished; a *status* answer without one says
+# nothing about the run and is a clear error (never a success).
+@pytest.mark.parametrize("status", [{}, {"status": None}, {"status": ""}])
 def test_an_execution_without_status_keeps_its_id_and_is_not_finished(
     mock: Any, client: AmcClient, status: dict[str, Any]
 ) -> None:
@@ -838,8 +839,9 @@ def test_an_execution_without_status_keeps_its_id_and_is_not_finished(
     mock.get(f"{REPORTING}/workflowExecutions/{answer['workflowExecutionId']}", json=answer)
     created = client.create_execution(CreateExecutionRequest(workflow_id="wf", time_window_type="ALL"))
     assert created.workflow_execution_id == answer["workflowExecutionId"]
-    polled = AmcStatus.parse(client.get_execution(created.workflow_execution_id).status)
-    assert not polled.is_terminal and not polled.succeeded
+    assert not AmcStatus.parse(created.status).is_terminal
+    with pytest.raises(AmcResponseError, match="no status for execution"):
+        client.get_execution(created.workflow_execution_id)
 
 
 def test_download_urls_with_null_lists_and_token_parse(mock: Any, client: AmcClient) -> None:
