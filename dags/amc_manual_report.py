@@ -10,6 +10,9 @@ checked by the submit task before any AMC call, and the run fails with a message
 Window length: AMC documents no maximum for an EXPLICIT window; instances keep about 13 months of
 data (amc-api.md §6), so a longer window is logged as a warning by the submit task, not refused.
 
+Defaults of the form through environment variables, as in ``amc_daily_report``: AMC_INSTANCE_ID,
+AMC_WORKFLOW_ID, AMC_TIME_ZONE (the zone's default; UTC when unset) and AMC_POKE_INTERVAL.
+
 REST API example::
 
     curl -X POST "$AIRFLOW/api/v2/dags/amc_manual_report/dagRuns" -H "Authorization: Bearer $TOKEN" \
@@ -36,6 +39,13 @@ TIME_ZONES = sorted(zoneinfo.available_timezones())
 #: Shown under the window fields as suggestions (a bound is a local date or date and time).
 WINDOW_EXAMPLES = ["2026-01-01", "2026-01-01T06:00:00", "2026-01-08"]
 AMC_ID_PATTERN = r"^[A-Za-z0-9._-]{1,200}$"
+#: The form's default time zone (AMC_TIME_ZONE, as the daily DAG reads it).
+DEFAULT_TIME_ZONE = os.environ.get("AMC_TIME_ZONE", "UTC")
+if DEFAULT_TIME_ZONE not in TIME_ZONES:
+    raise ValueError(
+        f"AMC_TIME_ZONE must be an IANA time zone such as UTC, America/New_York or Europe/Berlin, "
+        f"got {DEFAULT_TIME_ZONE!r}"
+    )
 
 with DAG(
     dag_id="amc_manual_report",
@@ -81,7 +91,7 @@ with DAG(
             "1-7 January. AMC keeps about 13 months of data: a longer window is logged as a warning.",
         ),
         "time_window_time_zone": Param(
-            "UTC",
+            DEFAULT_TIME_ZONE,
             type="string",
             enum=TIME_ZONES,
             title="Time zone",

@@ -1,4 +1,5 @@
-"""The example DAGs (``dags/``) import without errors; the fan-out DAG's targets and pools.
+"""The example DAGs (``dags/``) import without errors; the fan-out DAG's targets and pools; the
+manual DAG's form defaults from the environment.
 
 The fan-out DAG builds one mapped task group per pool from the Variable ``amc_fanout_targets``
 when its file is parsed (Airflow puts a task instance in its task's pool, so a pool cannot be a
@@ -109,3 +110,34 @@ def test_fanout_targets_that_are_not_json_fail_the_import_naming_the_variable(
     monkeypatch.setenv("AIRFLOW_VAR_AMC_FANOUT_TARGETS", raw)
     with pytest.raises(ValueError, match=r"Variable amc_fanout_targets is not valid JSON .*a JSON list"):
         runpy.run_path(str(FANOUT), run_name="fanout_dag")
+
+
+# ---- the manual DAG's defaults come from the same environment variables as the daily DAG's --------
+MANUAL = DAGS / "amc_manual_report.py"
+
+
+def manual_dag(monkeypatch: pytest.MonkeyPatch, **env: str | None) -> Any:
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return runpy.run_path(str(MANUAL), run_name="manual_dag")["dag"]
+
+
+def test_manual_dag_time_zone_defaults_to_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    dag = manual_dag(monkeypatch, AMC_TIME_ZONE=None)
+    assert dag.params["time_window_time_zone"] == "UTC"
+
+
+def test_manual_dag_reads_amc_time_zone_like_the_daily_dag(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"AMC_TIME_ZONE": "Europe/Berlin", "AMC_INSTANCE_ID": "amcx1", "AMC_WORKFLOW_ID": "wf1"}
+    dag = manual_dag(monkeypatch, **env)
+    assert dag.params["time_window_time_zone"] == "Europe/Berlin"
+    assert dag.params["instance_id"] == "amcx1"
+    assert dag.params["workflow_id"] == "wf1"
+
+
+def test_manual_dag_refuses_an_amc_time_zone_that_is_no_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match=r"AMC_TIME_ZONE must be an IANA time zone .* got 'Mars/Olympus'"):
+        manual_dag(monkeypatch, AMC_TIME_ZONE="Mars/Olympus")
