@@ -223,7 +223,11 @@ def main() -> None:
         env = airflow_env(url, pg)
         step("creating the Airflow metadata database (SQLite, .demo/airflow)")
         airflow(env, "db", "migrate", log_name="db-migrate.log")
-        step(f"running {DAG_ID} for {args.date}: upsert workflow -> submit -> deferred wait -> results")
+        step(
+            f"running {DAG_ID} with logical date {args.date} (00:00 UTC; the run queries the last "
+            "complete day of the DAG's time zone that ended by then): upsert workflow -> submit -> "
+            "deferred wait -> results"
+        )
         airflow(env, "dags", "test", DAG_ID, args.date, log_name="dags-test.log")
         step("the DAG run succeeded")
         show_results(pg)
