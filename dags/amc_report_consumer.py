@@ -1,4 +1,7 @@
-"""Consumer of the daily AMC report: runs once for every day ``amc_daily_report`` finishes.
+"""Consumer of the daily AMC report: runs after the days ``amc_daily_report`` finishes.
+
+Airflow puts the asset events that arrive before it creates this DAG's run (several backfill days
+ending together) into that one run, so the task reads every triggering event.
 
 Scheduled on the asset ``amc://<instance>/<workflow>`` that ``amc_daily_report``'s
 ``wait_for_execution`` task updates. Each asset event carries the AMC execution's metadata as its
