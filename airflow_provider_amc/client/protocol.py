@@ -289,6 +289,11 @@ def parse_json(response: HttpResponse, op: Operation) -> Any:
         ) from None
 
 
+#: Keys whose value is an error answer's text: AMC's ``details``/``statusReason``, the gateway's
+#: ``message`` (``Message`` in API Gateway's authorizer answers).
+ERROR_TEXT_KEYS = ("details", "message", "Message", "statusReason")
+
+
 @dataclass(frozen=True)
 class ErrorBody:
     """The useful fields of an error answer (AMC ``{code, details}`` or LwA ``{error, ...}``)."""
@@ -306,7 +311,9 @@ class ErrorBody:
             data = None
         if not isinstance(data, dict):
             return cls(details=snippet(body) or None)
-        text = next((data[k] for k in ("details", "message", "statusReason") if data.get(k)), None)
+        text = next((data[k] for k in ERROR_TEXT_KEYS if data.get(k)), None)
+        if text is None and not (data.get("error") or data.get("error_description")):
+            text = snippet(body) or None  # an unknown error shape: the body says more than nothing
         code = data.get("code")
         return cls(
             code=None if code is None else str(code),

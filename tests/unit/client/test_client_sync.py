@@ -424,6 +424,8 @@ def test_create_workflow_accepts_octet_stream_empty_object(mock: Any, client: Am
         (400, {"code": "400", "message": "Bad window"}, AmcApiError, "Bad window"),
         (422, {"code": "422", "statusReason": "Too many executions"}, AmcApiError, "Too many executions"),
         (400, b"<html><body>Bad gateway thing</body></html>", AmcApiError, "Bad gateway thing"),
+        (400, {"Message": "Invalid request body"}, AmcApiError, "Invalid request body"),
+        (400, {"errors": [{"reason": "Unknown field timeZone"}]}, AmcApiError, "Unknown field timeZone"),
     ],
 )
 def test_error_answers_are_typed(
@@ -436,6 +438,16 @@ def test_error_answers_are_typed(
     assert type(info.value) is error
     assert text in str(info.value) and info.value.status_code == status and info.value.request_id == "RID9"
     assert len(api_calls(mock)) == 1, "client errors are not retried"
+
+
+@pytest.mark.parametrize("key", ["details", "message", "Message", "statusReason"])
+def test_an_error_answer_is_quoted_by_its_text_not_its_json(mock: Any, client: AmcClient, key: str) -> None:
+    """AMC's ``details``, a gateway's ``message``/``Message``: the message quotes the text itself."""
+    mock.get(EXECUTION_URL, status_code=400, json={key: "Invalid request body"})
+    with pytest.raises(AmcApiError) as info:
+        client.get_execution("e-1")
+    assert str(info.value).endswith("HTTP 400: Invalid request body")
+    assert info.value.details == "Invalid request body"
 
 
 @pytest.mark.parametrize(
