@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from airflow_provider_amc.client.errors import AmcConfigError
+from airflow_provider_amc.client.ids import is_valid_id
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,32 @@ class ValidatedInput(BaseModel):
             raise _config_error(exc, cls.__name__) from None
 
 
+#: Whitespace or a control character: never part of an LwA credential (a pasted line break is).
+_BLANK_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+#: How flags are spelled in a connection's extra (the UI, a URI query, JSON).
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _strip(value: Any) -> Any:
+    """Text without surrounding whitespace (values pasted from a console often carry a newline)."""
+    if isinstance(value, SecretStr):
+        return SecretStr(value.get_secret_value().strip())
+    return value.strip() if isinstance(value, str) else value
+
+
+def _flag(value: Any) -> bool | None:
+    """``value`` as a boolean when it is one in any usual spelling, else None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE + _FALSE:
+            return word in _TRUE
+    return None
+
+
 def _check_url(field: str, value: str | None) -> str | None:
     if value is None:
         return None
@@ -109,11 +137,31 @@ class AmcSettings(ValidatedInput):
             raise ValueError(f"region {value!r} is not supported: allowed values are {', '.join(REGIONS)}")
         return region
 
-    @field_validator("client_secret", "refresh_token")
+    @field_validator("client_id", "client_secret", "refresh_token", "host", "token_url", mode="before")
     @classmethod
-    def _secret_not_empty(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
+    def _stripped(cls, value: Any) -> Any:
+        return _strip(value)
+
+    @field_validator("client_id", "client_secret", "refresh_token")
+    @classmethod
+    def _credential(cls, value: str | SecretStr) -> str | SecretStr:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not text:
             raise ValueError("must not be empty")
+        if _BLANK_OR_CONTROL.search(text):  # the value is not quoted: it may be a secret
+            raise ValueError("must not contain whitespace or control characters (a pasted line break?)")
+        return value
+
+    @field_validator("advertiser_id", "marketplace_id", "instance_id", mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a JSON number: the same id
+        value = _strip(value)
+        if value is None or value == "":
+            return value
+        if not is_valid_id(value):
+            raise ValueError(f"{value!r} is not a valid id: use 1-200 letters, digits, '.', '-' or '_'")
         return value
 
     @field_validator("host")
@@ -134,23 +182,23 @@ class AmcSettings(ValidatedInput):
     @field_validator("verify", mode="before")
     @classmethod
     def _verify(cls, value: Any) -> bool | str:
-        if isinstance(value, bool):
-            return value
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"verify must be true, false or the path of a CA bundle, got {value!r}")
-        flag = value.strip().lower()
-        if flag in ("true", "false"):
-            return flag == "true"
-        if not os.path.exists(value):
-            raise ValueError(f"verify names a CA bundle that does not exist: {value!r}")
-        return value
+        flag = _flag(value)
+        if flag is not None:
+            return flag
+        if isinstance(value, str) and value.strip() and os.path.exists(value.strip()):
+            return value.strip()
+        raise ValueError(
+            "must be true or false (also yes/no, on/off, 1/0) or the path of an existing CA bundle "
+            f"file or directory, got {value!r}"
+        )
 
     @field_validator("trust_env", mode="before")
     @classmethod
-    def _trust_env(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        return value
+    def _trust_env(cls, value: Any) -> bool:
+        flag = _flag(value)
+        if flag is None:
+            raise ValueError(f"must be true or false (also yes/no, on/off, 1/0), got {value!r}")
+        return flag
 
     @field_validator("proxies", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ extra ``trust_env``       ``true`` (default): honour ``HTTPS_PROXY``/``NO_PROXY`
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import cached_property
@@ -107,11 +108,35 @@ def check_extra_keys(extra: Mapping[str, Any]) -> None:
     )
 
 
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _extra_value(extra: Mapping[str, Any], key: str) -> Any:
+    """The extra ``key`` (or ``extra__amc__key``, as the UI stores it); empty or blank = not set."""
     value = extra.get(key)
-    if value in (None, ""):
+    if _blank(value):
         value = extra.get(f"{_PREFIX}{key}")
-    return None if value == "" else value
+    return None if _blank(value) else value
+
+
+def check_extra_is_object(conn: Connection, extra: Any) -> None:
+    """Refuse an extra that is no JSON object (Airflow reads unparseable text as ``{}``, silently).
+
+    The text is not quoted: it may hold the refresh token.
+    """
+    if isinstance(extra, Mapping) and (extra or not (conn.extra or "").strip()):
+        return
+    if isinstance(extra, Mapping):  # empty: was the text an empty object, or no JSON at all?
+        try:
+            if isinstance(json.loads(conn.extra or ""), dict):
+                return
+        except ValueError:
+            pass
+    raise AmcConfigError(
+        'the extra must be a JSON object such as {"refresh_token": "Atzr|...", "advertiser_id": "...", '
+        '"marketplace_id": "..."} (in a URI: its query, ?refresh_token=...&advertiser_id=...)'
+    )
 
 
 def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overrides: Any) -> AmcSettings:
@@ -121,6 +146,7 @@ def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overr
     invalid fields) before any HTTP call.
     """
     try:
+        check_extra_is_object(conn, extra)
         check_extra_keys(extra)
         fields: dict[str, Any] = {key: _extra_value(extra, key) for key in EXTRA_FIELDS}
         host = conn.host or None

@@ -1,0 +1,257 @@
+"""The ``amc`` connection as users write it: ``AIRFLOW_CONN_AMC_DEFAULT`` in URI and JSON form, read by
+Airflow itself and turned into client settings by the hook, with no HTTP call.
+
+Each form either gives the values the user meant or fails naming the field and what is allowed,
+never quoting a secret.
+"""
+
+from __future__ import annotations
+
+from airflow_env import apply_airflow_test_env
+
+apply_airflow_test_env()
+
+import json  # noqa: E402
+from typing import Any  # noqa: E402
+from urllib.parse import quote  # noqa: E402
+
+import pytest  # noqa: E402
+
+from airflow_provider_amc.client import AmcConfigError, AmcSettings  # noqa: E402
+from airflow_provider_amc.hooks.amc import KNOWN_EXTRA_FIELDS, AmcHook  # noqa: E402
+
+CLIENT_ID = "amzn1.application-oa2-client.0123abcd"
+#: Every character that needs URL-encoding in a URI's password or query, and LwA's ``|``.
+SECRET = "amzn1.oa2-cs.v1.a/b+c=d%e:f|g@h?#&"
+REFRESH_TOKEN = "Atzr|IwEBI+/=x%y:z&w"
+ADVERTISER = "ENTITY1AA1AA11AAA1"
+MARKETPLACE = "ATVPDKIKX0DER"
+EXTRA = {"refresh_token": REFRESH_TOKEN, "advertiser_id": ADVERTISER, "marketplace_id": MARKETPLACE}
+
+
+def settings(monkeypatch: pytest.MonkeyPatch, value: str) -> AmcSettings:
+    monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", value)
+    return AmcHook().settings
+
+
+def json_conn(extra: Any = None, **fields: Any) -> str:
+    conn = {"conn_type": "amc", "login": CLIENT_ID, "password": SECRET, **fields}
+    conn["extra"] = EXTRA if extra is None else extra
+    return json.dumps(conn)
+
+
+def uri(
+    host: str = "", query: dict[str, str] | None = None, login: str = CLIENT_ID, password: str = SECRET
+) -> str:
+    params = "&".join(f"{key}={quote(value, safe='')}" for key, value in (query or EXTRA).items())
+    return f"amc://{quote(login, safe='')}:{quote(password, safe='')}@{host}/?{params}"
+
+
+def refused(monkeypatch: pytest.MonkeyPatch, value: str) -> str:
+    with pytest.raises(AmcConfigError) as caught:
+        settings(monkeypatch, value)
+    message = str(caught.value)
+    assert message.startswith("amc connection 'amc_default' is not usable: "), message
+    for secret in (SECRET, REFRESH_TOKEN, SECRET.strip(), REFRESH_TOKEN.strip()):
+        assert secret not in message
+    return message
+
+
+def assert_identity(got: AmcSettings) -> None:
+    assert got.client_id == CLIENT_ID
+    assert got.client_secret.get_secret_value() == SECRET
+    assert got.refresh_token.get_secret_value() == REFRESH_TOKEN
+    assert (got.advertiser_id, got.marketplace_id) == (ADVERTISER, MARKETPLACE)
+
+
+# ---- the URI form ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("host", "api", "token"),
+    [
+        ("", "https://advertising-api.amazon.com", "https://api.amazon.com/auth/o2/token"),
+        ("advertising-api-eu.amazon.com", "https://advertising-api-eu.amazon.com", None),
+        ("advertising-api-fe.amazon.com:443", "https://advertising-api-fe.amazon.com:443", None),
+        (
+            quote("https://advertising-api-eu.amazon.com", safe=""),
+            "https://advertising-api-eu.amazon.com",
+            None,
+        ),
+        (quote("http://127.0.0.1:8765", safe=""), "http://127.0.0.1:8765", None),
+    ],
+    ids=["empty-host", "eu-host-no-scheme", "fe-host-port", "eu-host-with-scheme", "emulator-http"],
+)
+def test_uri_form_with_url_encoded_secrets(
+    monkeypatch: pytest.MonkeyPatch, host: str, api: str, token: str | None
+) -> None:
+    got = settings(monkeypatch, uri(host))
+    assert_identity(got)
+    assert got.api_base_url == api
+    assert got.token_endpoint == (token or "https://api.amazon.com/auth/o2/token")  # LwA tokens are global
+
+
+def test_uri_form_picks_the_region_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    got = settings(monkeypatch, uri(query={**EXTRA, "region": "eu"}))
+    assert (got.region, got.api_base_url) == ("EU", "https://advertising-api-eu.amazon.com")
+    assert got.token_endpoint == "https://api.amazon.co.uk/auth/o2/token"
+
+
+def test_uri_form_without_a_path_and_with_a_raw_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    query = f"refresh_token=Atzr|abc&advertiser_id={ADVERTISER}&marketplace_id={MARKETPLACE}"
+    got = settings(monkeypatch, f"amc://{quote(CLIENT_ID)}:{quote(SECRET, safe='')}@?{query}")
+    assert got.refresh_token.get_secret_value() == "Atzr|abc"
+    assert got.client_secret.get_secret_value() == SECRET
+
+
+def test_uri_form_strings_for_numbers_and_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    query = {
+        **EXTRA,
+        "timeout": "12.5",
+        "max_attempts": "3",
+        "backoff_max": "7",
+        "trust_env": "false",
+        "verify": "False",
+    }
+    got = settings(monkeypatch, uri(query=query))
+    assert (got.timeout, got.max_attempts, got.backoff_max) == (12.5, 3, 7.0)
+    assert (got.trust_env, got.verify) == (False, False)
+
+
+def test_uri_form_unknown_extra_names_it_and_the_known_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refused(monkeypatch, uri(query={**EXTRA, "advertizer_id": ADVERTISER}))
+    assert "unknown extra field(s) 'advertizer_id'" in message
+    assert "the known extra fields are " + ", ".join(KNOWN_EXTRA_FIELDS) in message
+
+
+# ---- the JSON form -----------------------------------------------------------------------------
+@pytest.mark.parametrize("extra", [EXTRA, json.dumps(EXTRA)], ids=["object", "json-string"])
+def test_json_form_extra_as_object_or_string(monkeypatch: pytest.MonkeyPatch, extra: Any) -> None:
+    assert_identity(settings(monkeypatch, json_conn(extra)))
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "advertising-api.amazon.com",
+        "https://advertising-api.amazon.com/",
+        " https://advertising-api.amazon.com\n",
+    ],
+)
+def test_json_form_host_with_or_without_scheme(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    assert settings(monkeypatch, json_conn(host=host)).api_base_url == "https://advertising-api.amazon.com"
+
+
+def test_ui_form_fields_left_empty_are_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The UI stores untouched fields as null or "" (also under the ``extra__amc__`` prefix)."""
+    empty: dict[str, Any] = {key: None for key in KNOWN_EXTRA_FIELDS} | {"instance_id": "", "timeout": ""}
+    prefixed = {f"extra__amc__{key}": value for key, value in EXTRA.items()}
+    got = settings(monkeypatch, json_conn({**empty, **prefixed}))
+    assert_identity(got)
+    assert (got.region, got.timeout, got.verify, got.trust_env, got.instance_id) == (
+        "NA",
+        30.0,
+        True,
+        True,
+        None,
+    )
+
+
+# ---- copy-paste: surrounding whitespace, numbers for ids -----------------------------------------
+def test_surrounding_whitespace_and_newlines_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {
+        "refresh_token": REFRESH_TOKEN + "\n",
+        "advertiser_id": f" {ADVERTISER}\n",
+        "marketplace_id": MARKETPLACE + " ",
+        "instance_id": "\tamcr1aaaa1a\r\n",
+        "region": " eu\n",
+        "token_url": " https://api.amazon.co.uk/auth/o2/token\n",
+    }
+    got = settings(monkeypatch, json_conn(extra, login=f" {CLIENT_ID}\n", password=SECRET + "\n"))
+    assert_identity(got)
+    assert (got.instance_id, got.region) == ("amcr1aaaa1a", "EU")
+    assert got.token_endpoint == "https://api.amazon.co.uk/auth/o2/token"
+
+
+def test_surrounding_whitespace_is_dropped_in_the_uri_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    query = {**EXTRA, "refresh_token": REFRESH_TOKEN + "\n", "advertiser_id": f" {ADVERTISER}\r\n"}
+    assert_identity(settings(monkeypatch, uri(query=query, password=SECRET + "\n")))
+
+
+def test_numbers_for_ids_are_read_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    got = settings(monkeypatch, json_conn({**EXTRA, "advertiser_id": 1234567890, "instance_id": 42}))
+    assert (got.advertiser_id, got.instance_id) == ("1234567890", "42")
+
+
+@pytest.mark.parametrize("field", ["advertiser_id", "marketplace_id", "instance_id"])
+@pytest.mark.parametrize("value", ["ENTITY 1", "amc/../x", "ab\ncd", 1.5, True])
+def test_an_id_that_cannot_be_one_is_refused_naming_the_rule(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: Any
+) -> None:
+    message = refused(monkeypatch, json_conn({**EXTRA, field: value}))
+    assert f"{field}: " in message
+    assert "letters, digits, '.', '-' or '_'" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        ("refresh_token", "refresh_token"),
+        ("password", "client_secret (the connection's password)"),
+        ("login", "client_id (the connection's login)"),
+    ],
+)
+def test_a_line_break_inside_a_credential_is_refused_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch, field: str, where: str
+) -> None:
+    broken = {
+        "refresh_token": "Atzr|IwEBI\nsecond-half",
+        "password": "amzn1.oa2-cs\nv1",
+        "login": "amzn1.app\nx",
+    }[field]
+    if field == "refresh_token":
+        value = json_conn({**EXTRA, "refresh_token": broken})
+    else:
+        value = json_conn(**{field: broken})
+    message = refused(monkeypatch, value)
+    assert f"{where}: must not contain whitespace or control characters" in message
+    assert "second-half" not in message and "oa2-cs" not in message
+
+
+# ---- flags -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("true", True),
+        ("False", False),
+        (" no\n", False),
+        ("yes", True),
+        ("0", False),
+        ("1", True),
+        (0, False),
+        (True, True),
+    ],
+)
+@pytest.mark.parametrize("field", ["verify", "trust_env"])
+def test_flags_accept_the_usual_spellings(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: Any, expected: bool
+) -> None:
+    assert getattr(settings(monkeypatch, json_conn({**EXTRA, field: value})), field) is expected
+
+
+@pytest.mark.parametrize("field", ["verify", "trust_env"])
+def test_a_flag_that_is_none_names_the_allowed_values(monkeypatch: pytest.MonkeyPatch, field: str) -> None:
+    message = refused(monkeypatch, json_conn({**EXTRA, field: "maybe"}))
+    assert f"{field}: " in message and "true or false" in message and "'maybe'" in message
+
+
+def test_verify_naming_a_missing_bundle_says_what_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refused(monkeypatch, json_conn({**EXTRA, "verify": "/no/such/ca.pem"}))
+    assert "verify: " in message and "'/no/such/ca.pem'" in message
+    assert "must be true or false" in message and "or the path of an existing CA bundle" in message
+
+
+# ---- an extra that is no JSON object -----------------------------------------------------------
+@pytest.mark.parametrize("extra", ["[1, 2]", '"refresh_token"', "refresh_token=Atzr|x", "{'region': 'NA'}"])
+def test_an_extra_that_is_no_json_object_is_said_so(monkeypatch: pytest.MonkeyPatch, extra: str) -> None:
+    message = refused(monkeypatch, json_conn(extra))
+    assert "the extra must be a JSON object" in message
+    assert "Atzr|x" not in message
