@@ -139,6 +139,24 @@ def check_extra_is_object(conn: Connection, extra: Any) -> None:
     )
 
 
+def _host_url(conn: Connection) -> str | None:
+    """The Host field as a URL: a host without scheme gets the Schema field's (https when empty)."""
+    host = (conn.host or "").strip()
+    if not host:
+        return None
+    if "://" not in host:
+        scheme = (conn.schema or "").strip().lower() or "https"
+        if scheme not in ("http", "https"):  # a URI's path (amc://id:secret@host/path) is the Schema
+            raise AmcConfigError(
+                f"schema {conn.schema!r} is not supported: the Schema field (a URI's path) is the "
+                "scheme of a Host without one: http or https, or leave it empty (https)"
+            )
+        host = f"{scheme}://{host}"
+    if conn.port:
+        host = f"{host.rstrip('/')}:{conn.port}"
+    return host
+
+
 def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overrides: Any) -> AmcSettings:
     """Build client settings from an Airflow connection and its decoded extra (sync or async).
 
@@ -149,12 +167,7 @@ def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overr
         check_extra_is_object(conn, extra)
         check_extra_keys(extra)
         fields: dict[str, Any] = {key: _extra_value(extra, key) for key in EXTRA_FIELDS}
-        host = conn.host or None
-        if host and "://" not in host:
-            scheme = conn.schema or "https"
-            host = f"{scheme}://{host}"
-        if host and conn.port:
-            host = f"{host.rstrip('/')}:{conn.port}"
+        host = _host_url(conn)
         fields.update(client_id=conn.login, client_secret=conn.password, host=host)
         fields.update({k: v for k, v in overrides.items() if v is not None})
         return AmcSettings.model_validate({k: v for k, v in fields.items() if v is not None})

@@ -255,3 +255,25 @@ def test_an_extra_that_is_no_json_object_is_said_so(monkeypatch: pytest.MonkeyPa
     message = refused(monkeypatch, json_conn(extra))
     assert "the extra must be a JSON object" in message
     assert "Atzr|x" not in message
+
+
+# ---- the Host field ----------------------------------------------------------------------------
+@pytest.mark.parametrize("host", [" ", "\n", " advertising-api.amazon.com\n"])
+def test_a_blank_or_padded_host_without_scheme(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    assert settings(monkeypatch, json_conn(host=host)).api_base_url == "https://advertising-api.amazon.com"
+
+
+@pytest.mark.parametrize("schema", ["http", "HTTPS", ""])
+def test_the_schema_field_is_the_scheme_of_a_host_without_one(
+    monkeypatch: pytest.MonkeyPatch, schema: str
+) -> None:
+    got = settings(monkeypatch, json_conn(host="127.0.0.1", schema=schema, port=8765))
+    assert got.api_base_url == f"{schema.lower() or 'https'}://127.0.0.1:8765"
+
+
+def test_a_uri_path_that_is_no_scheme_is_refused_naming_the_schema_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``amc://id:secret@host:8765/amc?...``: Airflow reads the path as the Schema field."""
+    message = refused(monkeypatch, uri("127.0.0.1:8765").replace("/?", "/amc?"))
+    assert "schema 'amc'" in message and "http or https" in message
