@@ -327,6 +327,14 @@ class ErrorBody:
 _OAUTH_ERROR = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
+#: What to check for the OAuth error codes a wrong setting causes (RFC 6749 §5.2, LwA's answers).
+_TOKEN_ERROR_HINTS: Final = {
+    "invalid_client": "client_id and client_secret (the amc connection's Login and Password)",
+    "invalid_grant": "refresh_token (revoked, expired, or issued to another client id than client_id)",
+    "unauthorized_client": "client_id (the amc connection's Login)",
+}
+
+
 def token_error(op: Operation, response: HttpResponse) -> AmcAuthError:
     """The error for a refused token request: the HTTP status and the OAuth ``error`` code only.
 
@@ -336,8 +344,9 @@ def token_error(op: Operation, response: HttpResponse) -> AmcAuthError:
     parsed = ErrorBody.parse(response.body)
     code = parsed.error if isinstance(parsed.error, str) and _OAUTH_ERROR.match(parsed.error) else None
     reason = f"HTTP {response.status}, OAuth error {code}" if code else f"HTTP {response.status}"
+    hint = _TOKEN_ERROR_HINTS.get(code or "")
     return AmcAuthError(
-        f"Login with Amazon refused the token request ({reason})",
+        f"Login with Amazon refused the token request ({reason})" + (f": check {hint}" if hint else ""),
         error=code,
         status_code=response.status,
         request_id=response.request_id,

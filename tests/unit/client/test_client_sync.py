@@ -258,10 +258,33 @@ def test_lwa_error_becomes_auth_error_with_status_and_oauth_code_only(mock: Any,
         400,
     )
     assert (info.value.details, info.value.code) == (None, None)
-    assert (
-        str(info.value) == "Login with Amazon refused the token request (HTTP 400, OAuth error invalid_grant)"
+    assert str(info.value) == (
+        "Login with Amazon refused the token request (HTTP 400, OAuth error invalid_grant): check "
+        "refresh_token (revoked, expired, or issued to another client id than client_id)"
     )
     assert api_calls(mock) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "hint"),
+    [
+        (
+            401,
+            "invalid_client",
+            ": check client_id and client_secret (the amc connection's Login and Password)",
+        ),
+        (400, "unauthorized_client", ": check client_id (the amc connection's Login)"),
+        (400, "server_error", ""),
+        (400, None, ""),
+    ],
+)
+def test_lwa_error_names_the_settings_to_check(
+    mock: Any, client: AmcClient, status: int, code: str | None, hint: str
+) -> None:
+    mock.post(TOKEN_URL, status_code=status, json={"error": code} if code else {})
+    with pytest.raises(AmcAuthError) as info:
+        client.get_access_token()
+    assert str(info.value).endswith(f"{code or f'HTTP {status}'}){hint}")
 
 
 @pytest.mark.parametrize(
