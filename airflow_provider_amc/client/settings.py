@@ -149,7 +149,10 @@ class AmcSettings(ValidatedInput):
         if not text:
             raise ValueError("must not be empty")
         if _BLANK_OR_CONTROL.search(text):  # the value is not quoted: it may be a secret
-            raise ValueError("must not contain whitespace or control characters (a pasted line break?)")
+            raise ValueError(
+                "must not contain whitespace or control characters (a pasted line break? in a URI, "
+                "'+' reads as a space: write %2B)"
+            )
         return value
 
     @field_validator("advertiser_id", "marketplace_id", "instance_id", mode="before")

@@ -26,6 +26,7 @@ extra ``trust_env``       ``true`` (default): honour ``HTTPS_PROXY``/``NO_PROXY`
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from functools import cached_property
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_provider_amc.client import (
     AmcAccount,
@@ -178,6 +180,38 @@ def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overr
         raise AmcConfigError(f"amc connection {conn.conn_id!r} is not usable: {message}") from None
 
 
+def check_connection_variable(conn_id: str) -> None:
+    """Say why ``AIRFLOW_CONN_<ID>`` gave no connection when it is set but cannot be parsed.
+
+    Airflow logs the parse error at debug level only and says the connection "isn't defined". The
+    parse error's text is not quoted: it may hold part of the secret (``Port could not be cast...``).
+    """
+    name = f"AIRFLOW_CONN_{conn_id.upper()}"
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return
+    from airflow.sdk import Connection
+
+    is_json = value.startswith("{")
+    try:
+        if is_json:
+            Connection.from_json(value, conn_id=conn_id)
+        else:
+            Connection.from_uri(value, conn_id=conn_id)
+    except Exception as exc:
+        hint = (
+            "it is not valid JSON or not a connection object "
+            '({"conn_type": "amc", "login": ..., "password": ..., "extra": {...}})'
+            if is_json
+            else "in a URI, URL-encode the Login, the Password and every extra value "
+            "(urllib.parse.quote(value, safe='') for / ? # @ % : + & = and spaces), or use the JSON form"
+        )
+        raise AmcConfigError(
+            f"amc connection {conn_id!r} is not usable: {name} is set but Airflow cannot read it as "
+            f"a connection ({type(exc).__name__}): {hint}"
+        ) from None
+
+
 def secret_forms(secret: str) -> set[str]:
     """A secret as it can appear in text: raw and URL-encoded (``Atzr|…`` is sent as ``Atzr%7C…``
     in the token request's form; ``quote_plus`` also turns spaces into ``+``)."""
@@ -231,10 +265,24 @@ class AmcHook(BaseHook):
         self._overrides: dict[str, Any] = {"timeout": timeout, "max_attempts": max_attempts}
 
     # ---- settings and clients ---------------------------------------------------------------
+    def _connection(self) -> Connection:
+        try:
+            return self.get_connection(self.amc_conn_id)
+        except AirflowNotFoundException:
+            check_connection_variable(self.amc_conn_id)
+            raise
+
+    async def _aconnection(self) -> Connection:
+        try:
+            return await self.aget_connection(self.amc_conn_id)
+        except AirflowNotFoundException:
+            check_connection_variable(self.amc_conn_id)
+            raise
+
     @cached_property
     def settings(self) -> AmcSettings:
         """Client settings read from the connection (worker side)."""
-        conn = self.get_connection(self.amc_conn_id)
+        conn = self._connection()
         return self._read_settings(conn, conn.extra_dejson)
 
     async def aget_settings(self) -> AmcSettings:
@@ -244,7 +292,7 @@ class AmcHook(BaseHook):
         is now (a fixed host, a rotated secret), with no process-wide cache to go stale.
         """
         if "settings" not in self.__dict__:
-            conn = await self.aget_connection(self.amc_conn_id)
+            conn = await self._aconnection()
             extra = await conn.aextra_dejson()
             self.__dict__["settings"] = self._read_settings(conn, extra)
         return self.__dict__["settings"]  # type: ignore[no-any-return]
@@ -274,7 +322,7 @@ class AmcHook(BaseHook):
         """The connection's ``console_url_template`` extra, checked (ValueError naming the field)."""
         from airflow_provider_amc.links import check_console_url_template
 
-        conn = self.get_connection(self.amc_conn_id)
+        conn = self._connection()
         return check_console_url_template(_extra_value(conn.extra_dejson, "console_url_template"))
 
     def close(self) -> None:

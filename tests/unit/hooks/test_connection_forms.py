@@ -11,6 +11,7 @@ from airflow_env import apply_airflow_test_env
 
 apply_airflow_test_env()
 
+import asyncio  # noqa: E402
 import json  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import quote  # noqa: E402
@@ -277,3 +278,41 @@ def test_a_uri_path_that_is_no_scheme_is_refused_naming_the_schema_field(
     """``amc://id:secret@host:8765/amc?...``: Airflow reads the path as the Schema field."""
     message = refused(monkeypatch, uri("127.0.0.1:8765").replace("/?", "/amc?"))
     assert "schema 'amc'" in message and "http or https" in message
+
+
+# ---- a variable Airflow cannot parse -----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (uri().replace(quote(SECRET, safe=""), "ab/cd-s3cr3t-part"), "URL-encode"),
+        (uri().replace(quote(SECRET, safe=""), "ab#cd-s3cr3t-part"), "URL-encode"),
+        ('{"conn_type": "amc", "password": "ab-s3cr3t-part", ', "is not valid JSON"),
+    ],
+    ids=["uri-raw-slash", "uri-raw-hash", "json-cut"],
+)
+def test_an_unreadable_connection_variable_is_named_not_reported_missing(
+    monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    """Airflow swallows the parse error and says the connection "isn't defined"."""
+    monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", value)
+    for read in (lambda: AmcHook().settings, lambda: asyncio.run(AmcHook().aget_settings())):
+        with pytest.raises(AmcConfigError) as caught:
+            read()
+        message = str(caught.value)
+        assert "AIRFLOW_CONN_AMC_DEFAULT is set but Airflow cannot read it" in message
+        assert says in message
+        assert "s3cr3t" not in message
+
+
+def test_a_connection_that_is_nowhere_stays_not_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    monkeypatch.delenv("AIRFLOW_CONN_AMC_NOWHERE", raising=False)
+    with pytest.raises(AirflowNotFoundException):
+        AmcHook("amc_nowhere").settings  # noqa: B018
+
+
+def test_a_raw_plus_in_a_uri_query_is_refused_saying_how_to_write_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    query = f"refresh_token=Atzr|IwEB+rest&advertiser_id={ADVERTISER}&marketplace_id={MARKETPLACE}"
+    message = refused(monkeypatch, f"amc://{quote(CLIENT_ID)}:{quote(SECRET, safe='')}@/?{query}")
+    assert "refresh_token: must not contain whitespace" in message and "write %2B" in message
