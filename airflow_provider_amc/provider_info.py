@@ -124,8 +124,9 @@ def provider_info() -> dict[str, Any]:
                     },
                     "max_attempts": {
                         "label": "Attempts per call",
-                        "description": "Attempts for retryable failures: 429, 5xx, network (default 5).",
-                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                        "description": "Attempts for retryable failures: 429, 5xx, network (default 5, "
+                        "at most 20).",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20},
                     },
                     "backoff_base": {
                         "label": "Backoff base (s)",

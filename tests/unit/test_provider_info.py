@@ -39,6 +39,25 @@ def test_form_fields_are_the_extras_the_hook_reads() -> None:
     assert {"schema", "port"} <= set(conn["ui-field-behaviour"]["hidden-fields"])
 
 
+def test_form_number_bounds_are_the_hooks() -> None:
+    """A number the form accepts is one the hook accepts, and the form's limits are the hook's."""
+    from airflow_provider_amc.client import AmcSettings
+
+    (conn,) = get_provider_info()["connection-types"]
+    for name, info in AmcSettings.model_fields.items():
+        bounds = {type(item).__name__: item for item in info.metadata}
+        bounds = {kind: item for kind, item in bounds.items() if kind in ("Ge", "Gt", "Le", "Lt")}
+        if not bounds:
+            continue
+        schema = conn["conn-fields"][name]["schema"]
+        if "Ge" in bounds:
+            assert schema["minimum"] == bounds["Ge"].ge, name
+        if "Gt" in bounds:
+            assert schema["minimum"] > bounds["Gt"].gt, name
+        assert "Lt" not in bounds, name
+        assert schema.get("maximum") == (bounds["Le"].le if "Le" in bounds else None), name
+
+
 def test_listed_modules_import() -> None:
     import importlib
 
