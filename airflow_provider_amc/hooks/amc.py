@@ -180,6 +180,26 @@ def settings_from_connection(conn: Connection, extra: Mapping[str, Any], **overr
         raise AmcConfigError(f"amc connection {conn.conn_id!r} is not usable: {message}") from None
 
 
+def _json_connection_hint(value: str) -> str:
+    """What is wrong with the JSON form of a connection, naming keys but never values."""
+    import attrs
+    from airflow.sdk import Connection
+
+    example = '{"conn_type": "amc", "login": ..., "password": ..., "extra": {"refresh_token": ...}}'
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return f"it is not valid JSON; the form is {example}"
+    fields = [field.name for field in attrs.fields(Connection) if field.name != "conn_id"]
+    unknown = sorted(str(key) for key in parsed if key not in fields) if isinstance(parsed, dict) else []
+    if unknown:
+        return (
+            f'{", ".join(map(repr, unknown))} are not connection fields: put them in "extra" '
+            f"(the connection fields are {', '.join(fields)}); the form is {example}"
+        )
+    return f"the form is {example}"
+
+
 def check_connection_variable(conn_id: str) -> None:
     """Say why ``AIRFLOW_CONN_<ID>`` gave no connection when it is set but cannot be parsed.
 
@@ -200,8 +220,7 @@ def check_connection_variable(conn_id: str) -> None:
             Connection.from_uri(value, conn_id=conn_id)
     except Exception as exc:
         hint = (
-            "it is not valid JSON or not a connection object "
-            '({"conn_type": "amc", "login": ..., "password": ..., "extra": {...}})'
+            _json_connection_hint(value)
             if is_json
             else "in a URI, URL-encode the Login, the Password and every extra value "
             "(urllib.parse.quote(value, safe='') for / ? # @ % : + & = and spaces), or use the JSON form"

@@ -286,7 +286,7 @@ def test_a_uri_path_that_is_no_scheme_is_refused_naming_the_schema_field(
     [
         (uri().replace(quote(SECRET, safe=""), "ab/cd-s3cr3t-part"), "URL-encode"),
         (uri().replace(quote(SECRET, safe=""), "ab#cd-s3cr3t-part"), "URL-encode"),
-        ('{"conn_type": "amc", "password": "ab-s3cr3t-part", ', "is not valid JSON"),
+        ('{"conn_type": "amc", "password": "ab-s3cr3t-part", ', "it is not valid JSON"),
     ],
     ids=["uri-raw-slash", "uri-raw-hash", "json-cut"],
 )
@@ -300,7 +300,7 @@ def test_an_unreadable_connection_variable_is_named_not_reported_missing(
             read()
         message = str(caught.value)
         assert "AIRFLOW_CONN_AMC_DEFAULT is set but Airflow cannot read it" in message
-        assert says in message
+        assert says in message, message
         assert "s3cr3t" not in message
 
 
@@ -316,3 +316,11 @@ def test_a_raw_plus_in_a_uri_query_is_refused_saying_how_to_write_it(monkeypatch
     query = f"refresh_token=Atzr|IwEB+rest&advertiser_id={ADVERTISER}&marketplace_id={MARKETPLACE}"
     message = refused(monkeypatch, f"amc://{quote(CLIENT_ID)}:{quote(SECRET, safe='')}@/?{query}")
     assert "refresh_token: must not contain whitespace" in message and "write %2B" in message
+
+
+def test_json_with_extras_at_the_top_level_names_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = json.dumps({"conn_type": "amc", "login": CLIENT_ID, "password": SECRET, **EXTRA})
+    monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", value)
+    message = refused(monkeypatch, value)
+    assert "'advertiser_id', 'marketplace_id', 'refresh_token' are not connection fields" in message
+    assert 'put them in "extra"' in message
