@@ -91,12 +91,23 @@ def _flag(value: Any) -> bool | None:
     return None
 
 
+#: How LwA tokens and client secrets start: such a value in another field is not quoted in an error.
+_CREDENTIAL_MARKS = ("Atzr|", "Atza|", "amzn1.oa2-cs.")
+
+
+def _shown(value: Any) -> str:
+    """``value`` quoted for an error message, unless it looks like a credential pasted in the wrong field."""
+    if isinstance(value, str) and any(mark in value for mark in _CREDENTIAL_MARKS):
+        return "a value that looks like an LwA token or client secret (not shown; wrong field?)"
+    return repr(value)
+
+
 def _check_url(field: str, value: str | None) -> str | None:
     if value is None:
         return None
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{field} must be an http(s) URL such as https://host[:port], got {value!r}")
+    if parts.scheme not in ("http", "https") or not parts.netloc or _shown(value) != repr(value):
+        raise ValueError(f"{field} must be an http(s) URL such as https://host[:port], got {_shown(value)}")
     return value.rstrip("/")
 
 
@@ -134,7 +145,9 @@ class AmcSettings(ValidatedInput):
     def _region(cls, value: Any) -> str:
         region = str(value).strip().upper()
         if region not in REGIONS:
-            raise ValueError(f"region {value!r} is not supported: allowed values are {', '.join(REGIONS)}")
+            raise ValueError(
+                f"region {_shown(value)} is not supported: allowed values are {', '.join(REGIONS)}"
+            )
         return region
 
     @field_validator("client_id", "client_secret", "refresh_token", "host", "token_url", mode="before")
@@ -164,7 +177,7 @@ class AmcSettings(ValidatedInput):
         if value is None or value == "":
             return value
         if not is_valid_id(value):
-            raise ValueError(f"{value!r} is not a valid id: use 1-200 letters, digits, '.', '-' or '_'")
+            raise ValueError(f"{_shown(value)} is not a valid id: use 1-200 letters, digits, '.', '-' or '_'")
         return value
 
     @field_validator("host")
@@ -192,7 +205,7 @@ class AmcSettings(ValidatedInput):
             return value.strip()
         raise ValueError(
             "must be true or false (also yes/no, on/off, 1/0) or the path of an existing CA bundle "
-            f"file or directory, got {value!r}"
+            f"file or directory, got {_shown(value)}"
         )
 
     @field_validator("trust_env", mode="before")
@@ -200,7 +213,7 @@ class AmcSettings(ValidatedInput):
     def _trust_env(cls, value: Any) -> bool:
         flag = _flag(value)
         if flag is None:
-            raise ValueError(f"must be true or false (also yes/no, on/off, 1/0), got {value!r}")
+            raise ValueError(f"must be true or false (also yes/no, on/off, 1/0), got {_shown(value)}")
         return flag
 
     @field_validator("proxies", mode="before")

@@ -324,3 +324,29 @@ def test_json_with_extras_at_the_top_level_names_them(monkeypatch: pytest.Monkey
     message = refused(monkeypatch, value)
     assert "'advertiser_id', 'marketplace_id', 'refresh_token' are not connection fields" in message
     assert 'put them in "extra"' in message
+
+
+@pytest.mark.parametrize(
+    "field", ["advertiser_id", "marketplace_id", "instance_id", "region", "verify", "trust_env"]
+)
+@pytest.mark.parametrize("pasted", [REFRESH_TOKEN, "Atza|IwEBIaccess-token", SECRET])
+def test_a_credential_pasted_into_another_field_is_not_quoted(
+    monkeypatch: pytest.MonkeyPatch, field: str, pasted: str
+) -> None:
+    message = refused(monkeypatch, json_conn({**EXTRA, field: pasted}))
+    assert f"{field}: " in message
+    assert "looks like an LwA token or client secret" in message
+    assert pasted not in message and pasted[5:15] not in message
+
+
+@pytest.mark.parametrize("field", ["host", "token_url"])
+def test_a_credential_pasted_into_a_url_field_is_not_quoted(
+    monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    value = (
+        json_conn({**EXTRA, "token_url": REFRESH_TOKEN})
+        if field == "token_url"
+        else json_conn(host=REFRESH_TOKEN)
+    )
+    message = refused(monkeypatch, value)
+    assert "looks like an LwA token or client secret" in message and REFRESH_TOKEN[5:15] not in message
