@@ -161,6 +161,12 @@ class AmcSettings(ValidatedInput):
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
         if not text:
             raise ValueError("must not be empty")
+        if isinstance(value, str) and _shown(value) != repr(value):  # client_id: the secret, swapped?
+            raise ValueError(
+                "looks like an LwA token or client secret (not shown): the client id is "
+                "amzn1.application-oa2-client.…; the client secret goes in client_secret "
+                "(the connection's Password)"
+            )
         if _BLANK_OR_CONTROL.search(text):  # the value is not quoted: it may be a secret
             raise ValueError(
                 "must not contain whitespace or control characters (a pasted line break? in a URI, "

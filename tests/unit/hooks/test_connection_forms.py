@@ -350,3 +350,9 @@ def test_a_credential_pasted_into_a_url_field_is_not_quoted(
     )
     message = refused(monkeypatch, value)
     assert "looks like an LwA token or client secret" in message and REFRESH_TOKEN[5:15] not in message
+
+
+def test_login_and_password_swapped_is_said_without_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = refused(monkeypatch, json_conn(login=SECRET, password=CLIENT_ID))
+    assert "client_id (the connection's login): looks like an LwA token or client secret" in message
+    assert SECRET[12:24] not in message
