@@ -356,3 +356,30 @@ def test_login_and_password_swapped_is_said_without_quoting(monkeypatch: pytest.
     message = refused(monkeypatch, json_conn(login=SECRET, password=CLIENT_ID))
     assert "client_id (the connection's login): looks like an LwA token or client secret" in message
     assert SECRET[12:24] not in message
+
+
+# ---- the UI's Test button: the form's connection reaches the hook as Connection.get_uri() ---------
+@pytest.mark.parametrize("host", [None, "http://127.0.0.1:8765", "https://advertising-api-eu.amazon.com"])
+@pytest.mark.parametrize("typed", [True, False], ids=["typed-extra", "text-extra"])
+def test_the_test_buttons_uri_round_trip_keeps_every_field(
+    monkeypatch: pytest.MonkeyPatch, host: str | None, typed: bool
+) -> None:
+    from airflow.models import Connection
+
+    extra: dict[str, Any] = {**EXTRA, "region": "EU", "verify": "false"}
+    if typed:
+        extra |= {"timeout": 12, "trust_env": False, "proxies": {"https": "http://u:p%40ss@proxy:3128"}}
+    form = Connection(
+        conn_id="ui_form",
+        conn_type="amc",
+        host=host,
+        login=CLIENT_ID,
+        password=SECRET,
+        extra=json.dumps(extra),
+    )
+    got = settings(monkeypatch, form.get_uri())
+    assert_identity(got)
+    assert got.api_base_url == (host or "https://advertising-api-eu.amazon.com")
+    assert (got.timeout, got.trust_env, got.verify) == (
+        (12.0, False, False) if typed else (30.0, True, False)
+    )
