@@ -9,7 +9,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
 
 from airflow_provider_amc.client.errors import AmcConfigError
 from airflow_provider_amc.client.ids import is_valid_id
@@ -111,6 +121,21 @@ def _check_url(field: str, value: str | None) -> str | None:
     return value.rstrip("/")
 
 
+def _allowed_numbers(field: FieldInfo) -> str:
+    """The values a numeric field allows, read from its bounds: 'a whole number from 1 to 20'."""
+    kind = "a whole number" if field.annotation is int else "a number of seconds"
+    bounds = {
+        type(item).__name__: getattr(item, type(item).__name__.lower())
+        for item in field.metadata
+        if type(item).__name__ in ("Ge", "Gt", "Le")
+    }
+    if "Ge" in bounds and "Le" in bounds:
+        return f"{kind} from {bounds['Ge']} to {bounds['Le']}"
+    if "Gt" in bounds:
+        return f"{kind} greater than {bounds['Gt']}"
+    return f"{kind}, {bounds['Ge']} or more" if "Ge" in bounds else kind
+
+
 class AmcSettings(ValidatedInput):
     """Everything the client needs to talk to AMC. Secrets are :class:`SecretStr` (hidden in repr)."""
 
@@ -200,6 +225,15 @@ class AmcSettings(ValidatedInput):
     @classmethod
     def _instance_id(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("timeout", "max_attempts", "backoff_base", "backoff_max", mode="wrap")
+    @classmethod
+    def _tuning(cls, value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            field = cls.model_fields[str(info.field_name)]
+            raise ValueError(f"must be {_allowed_numbers(field)}, got {_shown(value)}") from None
 
     @field_validator("verify", mode="before")
     @classmethod

@@ -383,3 +383,22 @@ def test_the_test_buttons_uri_round_trip_keeps_every_field(
     assert (got.timeout, got.trust_env, got.verify) == (
         (12.0, False, False) if typed else (30.0, True, False)
     )
+
+
+# ---- tuning numbers ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [
+        ("timeout", "30s", "a number of seconds greater than 0"),
+        ("timeout", 0, "a number of seconds greater than 0"),
+        ("max_attempts", 2.5, "a whole number from 1 to 20"),
+        ("max_attempts", "50", "a whole number from 1 to 20"),
+        ("backoff_base", "-1", "a number of seconds, 0 or more"),
+        ("backoff_max", "1m", "a number of seconds, 0 or more"),
+    ],
+)
+def test_a_bad_tuning_number_names_the_allowed_values(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: Any, allowed: str
+) -> None:
+    message = refused(monkeypatch, json_conn({**EXTRA, field: value}))
+    assert f"{field}: must be {allowed}, got {value!r}" in message
