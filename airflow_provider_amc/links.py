@@ -52,6 +52,9 @@ def check_console_url_template(template: str | None) -> str | None:
         return None
     if not isinstance(template, str):
         raise ValueError(f"console_url_template must be a string, got {type(template).__name__}")
+    template = template.strip()  # pasted with a line break
+    if not template:
+        return None
     try:
         names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:

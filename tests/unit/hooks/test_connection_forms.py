@@ -402,3 +402,11 @@ def test_a_bad_tuning_number_names_the_allowed_values(
 ) -> None:
     message = refused(monkeypatch, json_conn({**EXTRA, field: value}))
     assert f"{field}: must be {allowed}, got {value!r}" in message
+
+
+def test_console_url_template_pasted_with_a_line_break(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = "https://console.example/instances/{instance_id}/executions/{execution_id}"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AMC_DEFAULT", json_conn({**EXTRA, "console_url_template": f" {template}\n"})
+    )
+    assert AmcHook().console_url_template == template
