@@ -268,14 +268,15 @@ class AmcSettings(ValidatedInput):
                 value = None
         if not isinstance(value, dict):
             raise ValueError('proxies must be a mapping such as {"https": "http://proxy:3128"}')
-        for scheme, proxy in value.items():
+        proxies = {str(k).strip(): str(v).strip() for k, v in value.items()}  # pasted with whitespace
+        for scheme, proxy in proxies.items():
             parts = urlsplit(str(proxy))
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(
                     f"proxies[{scheme!r}] must be an http(s) proxy URL such as http://proxy:3128 "
                     "(SOCKS proxies are not supported by the triggerer's HTTP client)"
                 )
-        return {str(k): str(v) for k, v in value.items()}
+        return proxies
 
     @property
     def api_base_url(self) -> str:

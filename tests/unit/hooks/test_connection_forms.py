@@ -410,3 +410,9 @@ def test_console_url_template_pasted_with_a_line_break(monkeypatch: pytest.Monke
         "AIRFLOW_CONN_AMC_DEFAULT", json_conn({**EXTRA, "console_url_template": f" {template}\n"})
     )
     assert AmcHook().console_url_template == template
+
+
+def test_proxies_pasted_with_whitespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxies = {" https ": " http://proxy.example:3128\n"}
+    got = settings(monkeypatch, json_conn({**EXTRA, "proxies": proxies}))
+    assert got.proxies == {"https": "http://proxy.example:3128"}
