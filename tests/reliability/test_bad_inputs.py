@@ -248,9 +248,10 @@ def test_generated_connection_extras(case: tuple[str, Any]) -> None:
         del os.environ[connection_var("amc_bad")]
     if field in ("advertiser_id", "marketplace_id", "refresh_token"):
         assert error is not None  # required identities / secret
-    if field == "region" and str(value).strip().upper() not in ("NA", "EU", "FE") and value not in ("",):
+    # Surrounding whitespace is dropped (a value pasted from a console); blank means unset.
+    if field == "region" and str(value).strip().upper() not in ("NA", "EU", "FE", ""):
         assert error is not None
-    if field == "instance_id" and value and not AMC_ID.fullmatch(value):
+    if field == "instance_id" and value.strip() and not AMC_ID.fullmatch(value.strip()):
         assert error is not None
     if error is None:
         record("valid_inputs")
