@@ -1,7 +1,8 @@
 """Login with Amazon (LwA) access tokens: the refresh-token grant and a process-wide token cache.
 
-The cache is keyed by (token endpoint, client id, SHA-256 of the refresh token), so every client
-and hook in the process that uses the same credentials shares one access token. Fetching is
+The cache is keyed by (token endpoint, client id, SHA-256 of the refresh token and the client
+secret), so every client and hook in the process that uses the same credentials shares one access
+token. Fetching is
 single-flight: with threads, one ``threading.Lock`` per key; with asyncio, one ``asyncio.Lock``
 per key and event loop (a threading lock is never held across an ``await``). A token is refreshed
 ``REFRESH_MARGIN`` seconds before it expires, and dropped when AMC refuses it (``invalidate``).
@@ -39,8 +40,10 @@ class AccessToken:
 
 
 def token_key(settings: AmcSettings) -> TokenKey:
-    """Cache key: the refresh token only appears hashed."""
-    digest = hashlib.sha256(settings.refresh_token.get_secret_value().encode()).hexdigest()
+    """Cache key: the refresh token and the client secret only appear hashed (a token fetched with
+    the right secret must not serve a connection holding a wrong one)."""
+    secrets = (settings.refresh_token.get_secret_value(), settings.client_secret.get_secret_value())
+    digest = hashlib.sha256("\n".join(secrets).encode()).hexdigest()
     return settings.token_endpoint, settings.client_id, digest
 
 

@@ -65,3 +65,14 @@ def test_no_thread_lock_held_while_async_waits() -> None:
     release.set()
     worker.join(2)
     assert cache.peek(("u", "c", "1")) == "Atza|slow"
+
+
+def test_a_different_client_secret_is_a_different_cache_entry() -> None:
+    """A token fetched with the right secret must not serve a client configured with a wrong one."""
+    from amc_client_fakes import make_settings
+
+    from airflow_provider_amc.client.auth import token_key
+
+    right, wrong = make_settings(), make_settings(client_secret="amzn1.oa2-cs.v1.wrong")
+    assert token_key(right) != token_key(wrong)
+    assert all(wrong.client_secret.get_secret_value() not in str(part) for part in token_key(wrong))
