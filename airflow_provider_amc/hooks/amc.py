@@ -45,6 +45,7 @@ from airflow_provider_amc.client import (
     AmcSettings,
     CreateExecutionRequest,
     DownloadUrls,
+    TokenCache,
     Workflow,
     WorkflowExecution,
 )
@@ -484,10 +485,15 @@ class AmcHook(BaseHook):
     # ---- Airflow UI -------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
         """Get an access token and list the AMC instances: fails when the account/marketplace sees
-        none, or when the connection's default ``instance_id`` is not among them."""
+        none, or when the connection's default ``instance_id`` is not among them.
+
+        The token is asked for here, not taken from the process-wide cache: a token cached before
+        the refresh token was revoked (or the client secret rotated) must not pass the test.
+        """
         try:
-            self.get_access_token()
-            instances = self.list_instances()
+            with AmcClient(self.settings, token_cache=TokenCache(), on_new_token=_mask) as client:
+                client.get_access_token()
+                instances = client.list_instances()
         except Exception as exc:
             return False, f"{type(exc).__name__}: {exc}"
         settings = self.settings
