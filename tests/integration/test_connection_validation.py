@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 
 from airflow_provider_amc.client import AmcConfigError
 from airflow_provider_amc.emulator import defaults
+from airflow_provider_amc.emulator.auth import Credentials
 from airflow_provider_amc.emulator.testing import EmulatorServer
 from airflow_provider_amc.hooks.amc import KNOWN_EXTRA_FIELDS, AmcHook
 from airflow_provider_amc.triggers.amc import AmcExecutionTrigger
@@ -116,6 +118,58 @@ def test_test_connection_succeeds_and_names_the_instances(
     emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _connect(monkeypatch, emulator.url)
+    ok, message = AmcHook().test_connection()
+    assert ok, message
+    assert defaults.DEFAULT_INSTANCE_ID in message
+
+
+@pytest.mark.parametrize(
+    ("field", "wrong", "says"),
+    [
+        (
+            "password",
+            "amzn1.oa2-cs.v1.wrong/+=%:|secret",
+            "invalid_client): check client_id and client_secret",
+        ),
+        ("refresh_token", "Atzr|IwEB-wrong/+=%:|refresh", "invalid_grant): check refresh_token"),
+    ],
+)
+def test_test_connection_with_a_wrong_credential_names_it_without_quoting_it(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, field: str, wrong: str, says: str
+) -> None:
+    conn = defaults.airflow_connection(emulator.url)
+    if field == "password":
+        conn["password"] = wrong
+    else:
+        conn["extra"]["refresh_token"] = wrong
+    monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", json.dumps(conn))
+    ok, message = AmcHook().test_connection()
+    assert not ok
+    assert message.startswith("AmcAuthError: Login with Amazon refused the token request"), message
+    assert says in message
+    assert wrong not in message and quote(wrong, safe="") not in message
+    assert emulator.admin.count("GET", r"^/amc/instances$") == 0
+
+
+def test_test_connection_with_a_uri_and_url_encoded_secrets(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URI form, with a client secret and a refresh token holding ``/ + = % : | @``."""
+    secret, refresh = "amzn1.oa2-cs.v1.a/b+c=d%e:f|g@h", "Atzr|IwEBI+/=x%y:z|w"
+    monkeypatch.setattr(
+        emulator.state.tokens, "credentials", Credentials(client_secret=secret, refresh_token=refresh)
+    )
+    query = urlencode(
+        {
+            "refresh_token": refresh + "\n",  # pasted with its line break
+            "advertiser_id": defaults.DEFAULT_ADVERTISER_ID,
+            "marketplace_id": defaults.DEFAULT_MARKETPLACE_ID,
+            "token_url": f"{emulator.url}/auth/o2/token",
+        }
+    )
+    host = quote(emulator.url, safe="")
+    uri = f"amc://{quote(defaults.DEFAULT_CLIENT_ID, safe='')}:{quote(secret, safe='')}@{host}/?{query}"
+    monkeypatch.setenv("AIRFLOW_CONN_AMC_DEFAULT", uri)
     ok, message = AmcHook().test_connection()
     assert ok, message
     assert defaults.DEFAULT_INSTANCE_ID in message
