@@ -31,10 +31,26 @@ def object_key(url: str) -> str:
     return urlsplit(url).path
 
 
-def result_urls_by_key(answer: DownloadUrls, execution_id: str) -> dict[str, str]:
+def check_download_url(url: str, api_base_url: str, execution_id: str) -> None:
+    """A result URL must be an absolute ``https`` URL (AMC's are pre-signed S3 HTTPS URLs); plain
+    ``http`` only when the API itself is reached over ``http`` (a local emulator). Anything else —
+    another scheme, no host, ``http`` beside an ``https`` API — is refused before it is fetched:
+    the rows would come from somewhere AMC did not put them."""
+    parts = urlsplit(url)
+    allowed = ("https", "http") if urlsplit(api_base_url).scheme == "http" else ("https",)
+    if parts.scheme not in allowed or not parts.hostname:
+        raise AmcResponseError(
+            f"downloadUrls of execution {execution_id} holds a URL that is not an absolute "
+            f"{' or '.join(allowed)} URL ({parts.scheme or 'no'} scheme, host "
+            f"{parts.hostname or 'missing'}); refusing to download results from it"
+        )
+
+
+def result_urls_by_key(answer: DownloadUrls, execution_id: str, api_base_url: str) -> dict[str, str]:
     """``{object key: URL}`` in AMC's order; no URL, more URLs than the spec allows, a repeated
-    object or a ``nextToken`` (a second page the spec does not have) raise instead of loading part
-    of a result (or none of it, reported as 0 rows)."""
+    object, a URL that is not https (see :func:`check_download_url`) or a ``nextToken`` (a second
+    page the spec does not have) raise instead of loading part of a result (or none of it,
+    reported as 0 rows)."""
     urls = list(answer.download_urls)
     if not urls:
         # The spec allows an empty list, but an empty result is a header-only CSV (amc-api.md §5):
@@ -54,6 +70,8 @@ def result_urls_by_key(answer: DownloadUrls, execution_id: str) -> dict[str, str
             f"downloadUrls of execution {execution_id} lists {len(urls)} files; AMC's API allows at most "
             f"{MAX_DOWNLOAD_URLS}"
         )
+    for url in urls:
+        check_download_url(url, api_base_url, execution_id)
     by_key = {object_key(url): url for url in urls}
     if len(by_key) != len(urls):
         raise AmcResponseError(f"downloadUrls of execution {execution_id} lists the same file twice")

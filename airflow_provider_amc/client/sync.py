@@ -172,7 +172,7 @@ class AmcClient(AmcOperations, SyncRunner):
         """The execution's result URLs by object key (the URL's path), checked: at most
         ``MAX_DOWNLOAD_URLS`` distinct files and no ``nextToken`` (the spec has no second page)."""
         answer = self.get_download_urls(execution_id, instance_id=instance_id)
-        return result_urls_by_key(answer, execution_id)
+        return result_urls_by_key(answer, execution_id, self.settings.api_base_url)
 
     def iter_result_parts(
         self, execution_id: str, *, instance_id: str | None = None, chunk_size: int = 1 << 20

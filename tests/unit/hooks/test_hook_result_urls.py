@@ -93,3 +93,38 @@ def test_no_result_file_is_an_error_not_zero_rows(api: rm.Mocker, answer: dict[s
     expected = f"downloadUrls of execution {EXECUTION_ID} lists no result file"
     with pytest.raises(AmcResponseError, match=expected):
         parts(api, [answer])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://bucket.urls.test/results/part-00000.csv?X-Amz-Signature=s",  # http beside an https API
+        "file:///etc/passwd",
+        "ftp://bucket.urls.test/results/part-00000.csv",
+        "/results/part-00000.csv?X-Amz-Signature=s",  # no scheme, no host
+        "https:///results/part-00000.csv",  # no host
+    ],
+)
+def test_a_result_url_that_is_not_https_is_refused_before_any_download(api: rm.Mocker, url: str) -> None:
+    """AMC's result URLs are pre-signed S3 HTTPS URLs: rows fetched from anything else (a hostile
+    answer pointing the worker at another scheme or at plain http) would not be AMC's result."""
+    with pytest.raises(AmcResponseError, match="not an absolute https URL"):
+        parts(api, [{"downloadUrls": [signed(0, "fresh"), url]}])
+    assert not [r for r in api.request_history if "bucket" in r.url or r.url.startswith("file")]
+
+
+def test_plain_http_result_urls_are_read_when_the_api_itself_is_http(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker
+) -> None:
+    """A local emulator serves its API and its result files over http: that pair is allowed."""
+    api = "http://amc.urls.test"
+    for name, value in amc_connection_env(api, instance_id=INSTANCE).items():
+        monkeypatch.setenv(name, value)
+    requests_mock.post(f"{api}/auth/o2/token", json={"access_token": "Atza|u", "expires_in": 3600})
+    requests_mock.get("http://files.urls.test/r/part-00000.csv", content=b"h\n1\n")
+    requests_mock.get(
+        f"{api}/amc/reporting/{INSTANCE}/workflowExecutions/{EXECUTION_ID}/downloadUrls",
+        json={"downloadUrls": ["http://files.urls.test/r/part-00000.csv?s=1"]},
+    )
+    got = {n: b"".join(c) for n, c in AmcHook().iter_result_parts(EXECUTION_ID, instance_id=INSTANCE)}
+    assert got == {"part-00000.csv": b"h\n1\n"}
